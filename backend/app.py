@@ -1,0 +1,89 @@
+"""The FastAPI application: routers, shared state, and /healthz."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
+
+from backend.chain.client import Deployments, connect
+from backend.db import create_engine, ping, session_factory
+from backend.settings import Settings, get_settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    w3: Web3
+    deployments: Deployments
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or create_engine(settings.effective_database_url)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        w3=connect(settings.effective_rpc_url, settings.rpc_timeout_s),
+        deployments=Deployments(settings.deployments_file),
+    )
+    app = FastAPI(
+        title="Tally",
+        version="0.1.0",
+        description="A billing ledger whose history cannot be rewritten. Every entry is a leaf of an "
+        "RFC 9162 Merkle log anchored on-chain.",
+    )
+    app.state.tally = state
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    _include_routers(app)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    try:
+        from backend.api import include_routers
+    except ImportError:  # the API package is optional until it exists
+        return
+    include_routers(app)
+
+
+def healthz(request: Request) -> JSONResponse:
+    """Database backend, chain id, latest block and contract addresses; 503 when either side is down."""
+    state: AppState = request.app.state.tally
+    body: dict[str, Any] = {"status": "ok"}
+    database: dict[str, Any] = {"backend": state.engine.dialect.name}
+    try:
+        ping(state.engine)
+        database["reachable"] = True
+    except Exception as error:  # noqa: BLE001 (any failure means unhealthy; say which)
+        database.update(reachable=False, error=type(error).__name__)
+        body["status"] = "degraded"
+    body["database"] = database
+    chain: dict[str, Any] = {"rpc_url": _redact(state.settings.effective_rpc_url)}
+    try:
+        chain_id = state.w3.eth.chain_id
+        chain.update(
+            reachable=True,
+            chain_id=chain_id,
+            latest_block=state.w3.eth.block_number,
+            contracts=state.deployments.for_chain(chain_id),
+        )
+    except Exception as error:  # noqa: BLE001
+        chain.update(reachable=False, error=type(error).__name__)
+        body["status"] = "degraded"
+    body["chain"] = chain
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+
+def _redact(url: str) -> str:
+    # RPC URLs often carry an API key in the path; show scheme and host only.
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}" if rest else url
