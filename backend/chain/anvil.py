@@ -43,6 +43,16 @@ def anvil_binary(root: Path = REPO_ROOT) -> Path:
     )
 
 
+def _die_with_parent() -> None:
+    # Linux: if Tally itself is killed (even by SIGKILL), the kernel sends anvil SIGTERM,
+    # so no chain is left running behind a dead parent.
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -105,7 +115,9 @@ def start_anvil(
         args += ["--block-time", str(block_time_s)]
     args += list(extra_args)
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (owned by Popen)
-    process = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)  # noqa: S603
+    process = subprocess.Popen(  # noqa: S603 (our own binary, fixed arguments)
+        args, stdout=log, stderr=log, start_new_session=True, preexec_fn=_die_with_parent
+    )
     anvil = Anvil(process=process, port=port, log_path=log_path)
     deadline = time.monotonic() + START_TIMEOUT_S_MAX
     while time.monotonic() < deadline:
