@@ -1,7 +1,301 @@
-"""SQLAlchemy models. Every table is registered on backend.db.Base.metadata."""
+"""SQLAlchemy models. Every table is registered on backend.db.Base.metadata.
+
+Conventions (same on PostgreSQL and SQLite):
+- Public ids are prefixed strings (`cus_...`); an integer `pk` gives lists a stable order for
+  `starting_after` paging.
+- Amounts are integers in minor units (`*_minor`, BIGINT): ledger documents cap them at 2**53 - 1.
+- Times are unix seconds (`created`, `*_at`), as the API shows them.
+- Hashes and keys are raw 32-byte blobs; the API renders them as 0x-hex.
+
+The ledger proper is three tables: `ledger_entries` (one row per leaf), `merkle_nodes` (the node
+store behind `ledger.merkle.NodeStore`) and `ledger_heads` (one row per ledger: size, root, compact
+frontier), locked FOR UPDATE by every append.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
 from backend.db import Base
 
-__all__ = ["Base"]
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), never a BIGINT one.
+PrimaryKeyInt = BigInteger().with_variant(Integer(), "sqlite")
+Hash32 = LargeBinary(32)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    # Addresses the customer pays from (plain-transfer matching, issue 7), lowercase 0x hex.
+    wallet_addresses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Where this customer's invoices are paid to (overrides the default payee), lowercase 0x hex.
+    payee_address: Mapped[str | None] = mapped_column(String(42))
+    credit_limit_minor: Mapped[int | None] = mapped_column(BigInteger)
+    # Customer credit (overpayments, credit-note excess) available to apply, in `currency`.
+    credit_balance_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A key of the customer for ledger subjects: keccak256(abi.encode(ledger_id, customer_id)).
+    subject: Mapped[bytes] = mapped_column(Hash32)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class InvoiceSeries(Base):
+    """One counter per invoice number series; finalize takes its row lock (upsert ... RETURNING)."""
+
+    __tablename__ = "invoice_series"
+
+    series: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("series", "number_in_series"),
+        CheckConstraint("status IN ('draft','open','paid','void','uncollectible')", name="status"),
+        Index(None, "customer_id", "pk"),
+    )
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    series: Mapped[str] = mapped_column(String(32))
+    number_in_series: Mapped[int | None] = mapped_column(BigInteger)
+    number: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    # Line items as the API accepted them: [{description, quantity, unit_amount_minor, tax_bps}].
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    credited_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    debited_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    written_off_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    due_date: Mapped[int | None] = mapped_column(BigInteger)
+    days_until_due: Mapped[int | None] = mapped_column(Integer)
+    # {chain_id, token, token_decimals, payee} as given at create time (token registry: issue 7).
+    settlement: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Optional settlement-terms options (discount, late fee, partial, payer).
+    terms_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The current settlement terms (as in the latest terms-carrying entry) and their version.
+    terms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    terms_version: Mapped[int] = mapped_column(Integer, default=0)
+    invoice_key: Mapped[bytes | None] = mapped_column(Hash32, unique=True)
+    salt: Mapped[bytes | None] = mapped_column(Hash32)
+    issued_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+    finalized_at: Mapped[int | None] = mapped_column(BigInteger)
+    voided_at: Mapped[int | None] = mapped_column(BigInteger)
+    marked_uncollectible_at: Mapped[int | None] = mapped_column(BigInteger)
+    paid_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class InvoiceNote(Base):
+    """Credit notes (`cn_`) and debit notes (`dn_`): each one a new settlement-terms version."""
+
+    __tablename__ = "invoice_notes"
+    __table_args__ = (
+        CheckConstraint("type IN ('credit_note','debit_note')", name="type"),
+        Index(None, "invoice_id", "pk"),
+    )
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(16))
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger)
+    tax_minor: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    # Part of a credit note beyond the invoice balance, booked as customer credit.
+    excess_to_credit_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    terms_version: Mapped[int] = mapped_column(Integer)
+    entry_sequence: Mapped[int] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class Payment(Base):
+    """A payment booked against a customer (and usually an invoice), off-chain or on-chain."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("method", "reference"),
+        CheckConstraint("status IN ('succeeded','reversed')", name="status"),
+        Index(None, "customer_id", "pk"),
+        Index(None, "invoice_id"),
+    )
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"))
+    # bank | card (this API); onchain (the reconciler, issue 7).
+    method: Mapped[str] = mapped_column(String(16))
+    # The outside world's reference (bank transfer id, card charge id, chain:tx:log): unique per
+    # method, so one outside payment is never booked twice.
+    reference: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    applied_minor: Mapped[int] = mapped_column(BigInteger)
+    to_credit_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[int | None] = mapped_column(BigInteger)
+    entry_sequence: Mapped[int] = mapped_column(BigInteger)
+    reversal_entry_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created: Mapped[int] = mapped_column(BigInteger)
+    reversed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class JournalLine(Base):
+    """One line of a balanced double-entry posting: `amount_minor` > 0 debits, < 0 credits."""
+
+    __tablename__ = "journal_lines"
+    __table_args__ = (
+        Index(None, "posting_id"),
+        Index(None, "invoice_id"),
+        Index(None, "account", "currency"),
+    )
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    ledger_id: Mapped[str] = mapped_column(String(64))
+    posting_id: Mapped[str] = mapped_column(String(40))
+    entry_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    account: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[str | None] = mapped_column(String(40))
+    invoice_id: Mapped[str | None] = mapped_column(String(40))
+    payment_id: Mapped[str | None] = mapped_column(String(40))
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerEntry(Base):
+    """One leaf of the Merkle log: leaf index = sequence, from 0, without gaps."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index(None, "invoice_id"), Index(None, "customer_id"))
+
+    ledger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[int] = mapped_column(SmallInteger)
+    subject: Mapped[bytes] = mapped_column(Hash32)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    document_hash: Mapped[bytes] = mapped_column(Hash32)
+    leaf_input: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(Hash32)
+    # The terms version this entry carries (kinds with terms), for the anchorer's TermsUpdate list.
+    terms_version: Mapped[int | None] = mapped_column(BigInteger)
+    # What the entry is about, for partner scoping and receipts (not part of the leaf).
+    customer_id: Mapped[str | None] = mapped_column(String(40))
+    invoice_id: Mapped[str | None] = mapped_column(String(40))
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class MerkleNode(Base):
+    """A complete subtree's hash: level 0 = leaf hashes; (level, index) covers leaves
+    [index * 2**level, (index + 1) * 2**level)."""
+
+    __tablename__ = "merkle_nodes"
+
+    ledger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    node_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(Hash32)
+
+
+class LedgerHead(Base):
+    """The log's current head; every append locks this row (FOR UPDATE) and moves it by one."""
+
+    __tablename__ = "ledger_heads"
+
+    ledger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(Hash32)
+    # The compact frontier: the roots of the perfect subtrees, left to right, concatenated.
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin','backoffice','auditor','partner')", name="role"),
+        CheckConstraint("(role = 'partner') = (customer_id IS NOT NULL)", name="partner_customer"),
+    )
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"))
+    # SHA-256 of the whole secret: the secret is 256 random bits, so a fast hash is enough.
+    secret_hash: Mapped[bytes] = mapped_column(Hash32, unique=True)
+    # The first characters of the secret, to recognise a key in lists ("tally_sk_AbCd").
+    secret_prefix: Mapped[str] = mapped_column(String(24))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class IdempotencyRecord(Base):
+    """A mutating request seen under an Idempotency-Key: in flight, or done with its response."""
+
+    __tablename__ = "idempotency_keys"
+
+    api_key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[bytes] = mapped_column(Hash32)
+    status: Mapped[str] = mapped_column(String(16))
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created: Mapped[int] = mapped_column(BigInteger)
+    locked_at: Mapped[int] = mapped_column(BigInteger)
+
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Customer",
+    "IdempotencyRecord",
+    "Invoice",
+    "InvoiceNote",
+    "InvoiceSeries",
+    "JournalLine",
+    "LedgerEntry",
+    "LedgerHead",
+    "MerkleNode",
+    "Payment",
+]

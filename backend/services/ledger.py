@@ -1,0 +1,265 @@
+"""The ledger in the database: append entries, read the head, prove inclusion and consistency.
+
+Appends are serialized per ledger by the head row: `SELECT ... FOR UPDATE` on PostgreSQL, and
+SQLite's `BEGIN IMMEDIATE` (backend.db) on the embedded default. Each append runs inside the
+caller's transaction, so the business change, its entry and its journal lines commit together or
+not at all. Callers should do their business writes first and append last: the head lock is then
+held only for the append itself and the commit.
+
+The rules (documents, leaf inputs, the Merkle log) are `ledger/`'s; this module only stores them:
+`ledger_entries` (one row per leaf), `merkle_nodes` (`ledger.merkle.NodeStore`), `ledger_heads`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.crypto import keccak
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from backend.models import LedgerEntry, LedgerHead, MerkleNode
+from backend.services.common import new_id, now_s
+from ledger import merkle
+from ledger.entries import Entry, EntryKind
+from ledger.entries import leaf_input as leaf_input_of
+from ledger.errors import InvalidTreeRange, LogCorrupted, NodeMissing
+from ledger.hexutil import to_hex
+
+HASH_BYTES = 32
+append_batch_max = 10_000  # entries per append_entries call (bulk invoices, reconciler batches)
+node_keys_per_query_max = 500
+
+
+@functools.cache
+def ledger_key(ledger_id: str) -> bytes:
+    """The bytes32 form of a ledger's name, used in documents and keys: keccak256(utf-8 name)."""
+    return keccak(ledger_id.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry to append: its document (built with `ledger.entries.build_document`) and what it
+    is about (for partner scoping and receipts; not part of the leaf)."""
+
+    document: dict[str, Any]
+    customer_id: str | None = None
+    invoice_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEntry:
+    id: str
+    sequence: int
+    kind: EntryKind
+    document_hash: bytes
+    leaf_hash: bytes
+    terms_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    ledger_id: str
+    size: int
+    root: bytes
+    frontier: tuple[bytes, ...]
+    updated: int
+
+
+class DbNodeStore:
+    """`ledger.merkle.NodeStore` over `merkle_nodes`: a batch of keys is one query."""
+
+    def __init__(self, session: Session, ledger_id: str) -> None:
+        self._session = session
+        self._ledger_id = ledger_id
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> list[bytes]:
+        wanted = list(dict.fromkeys((int(level), int(index)) for level, index in keys))
+        found: dict[tuple[int, int], bytes] = {}
+        for start in range(0, len(wanted), node_keys_per_query_max):
+            chunk = wanted[start : start + node_keys_per_query_max]
+            rows = self._session.execute(
+                select(MerkleNode.level, MerkleNode.node_index, MerkleNode.hash).where(
+                    MerkleNode.ledger_id == self._ledger_id,
+                    tuple_(MerkleNode.level, MerkleNode.node_index).in_(chunk),
+                )
+            )
+            found.update({(level, index): bytes(hash_) for level, index, hash_ in rows})
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            raise NodeMissing(f"merkle_nodes lacks {len(missing)} node(s), first {missing[0]}")
+        return [found[(int(level), int(index))] for level, index in keys]
+
+
+def _split_frontier(blob: bytes) -> tuple[bytes, ...]:
+    if len(blob) % HASH_BYTES:
+        raise LogCorrupted(f"frontier blob of {len(blob)} bytes is not a list of hashes")
+    return tuple(blob[i : i + HASH_BYTES] for i in range(0, len(blob), HASH_BYTES))
+
+
+def _head_from_row(row: LedgerHead) -> Head:
+    head = Head(row.ledger_id, row.size, bytes(row.root), _split_frontier(bytes(row.frontier)),
+                row.updated)  # fmt: skip
+    _check_head(head)
+    return head
+
+
+def _check_head(head: Head) -> None:
+    """The stored root must be the root of the stored frontier, which must fit the size."""
+    if len(head.frontier) != head.size.bit_count():
+        raise LogCorrupted(
+            f"head of {head.ledger_id}: {len(head.frontier)} frontier hashes for size {head.size}"
+        )
+    if merkle.root_from_frontier(list(head.frontier)) != head.root:
+        raise LogCorrupted(f"head of {head.ledger_id}: root does not match its frontier")
+
+
+def _insert_statement(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(LedgerHead)
+
+
+def _lock_head(session: Session, ledger_id: str) -> Head:
+    """Lock (PostgreSQL: FOR UPDATE) and return the head row, creating the empty head once."""
+    statement = select(LedgerHead).where(LedgerHead.ledger_id == ledger_id).with_for_update()
+    row = session.scalars(statement).one_or_none()
+    if row is None:
+        empty_root = merkle.EMPTY_ROOT
+        session.execute(
+            _insert_statement(session)
+            .values(ledger_id=ledger_id, size=0, root=empty_root, frontier=b"", updated=now_s())
+            .on_conflict_do_nothing(index_elements=["ledger_id"])
+        )
+        row = session.scalars(statement.execution_options(populate_existing=True)).one()
+    return _head_from_row(row)
+
+
+def read_head(session: Session, ledger_id: str) -> Head:
+    """The current head without locking (size 0 and the empty root before the first append)."""
+    row = session.get(LedgerHead, ledger_id)
+    if row is None:
+        return Head(ledger_id, 0, merkle.EMPTY_ROOT, (), 0)
+    return _head_from_row(row)
+
+
+def append_entries(
+    session: Session, *, ledger_id: str, entries: Sequence[NewEntry]
+) -> list[AppendedEntry]:
+    """Append `entries` in order to the ledger, inside the caller's transaction.
+
+    Locks the head, gives each entry the next sequence number, stores the entry rows and the
+    Merkle nodes each append completes, and moves the head. Nothing is committed here.
+    """
+    if not 1 <= len(entries) <= append_batch_max:
+        raise ValueError(f"append 1..{append_batch_max} entries at a time, got {len(entries)}")
+    # Validate and hash every document before taking the lock (the sequence is not in the
+    # document, only in the leaf input), so the lock covers little more than the inserts.
+    prepared = [Entry(0, new.document) for new in entries]
+    head = _lock_head(session, ledger_id)
+    created = now_s()
+    size = head.size
+    entry_rows: list[dict[str, Any]] = []
+    leaf_hashes: list[bytes] = []
+    appended: list[AppendedEntry] = []
+    for new, entry in zip(entries, prepared, strict=True):
+        leaf_input = leaf_input_of(
+            entry.kind, size, entry.subject, entry.document_hash, entry.terms
+        )
+        leaf_hash = merkle.leaf_hash(leaf_input)
+        leaf_hashes.append(leaf_hash)
+        terms_version = entry.terms.version if entry.terms is not None else None
+        entry_id = new_id("ent")
+        entry_rows.append({
+            "ledger_id": ledger_id, "sequence": size, "id": entry_id, "kind": int(entry.kind),
+            "subject": entry.subject, "document": new.document,
+            "document_hash": entry.document_hash, "leaf_input": leaf_input, "leaf_hash": leaf_hash,
+            "terms_version": terms_version, "customer_id": new.customer_id,
+            "invoice_id": new.invoice_id, "created": created,
+        })  # fmt: skip
+        appended.append(
+            AppendedEntry(entry_id, size, entry.kind, entry.document_hash, leaf_hash, terms_version)
+        )
+        size += 1
+    frontier, runs = merkle.append_batch(head.frontier, head.size, leaf_hashes)
+    node_rows = [
+        {"ledger_id": ledger_id, "level": level, "node_index": index, "hash": hash_}
+        for level, index, hash_ in merkle.runs_to_nodes(runs)
+    ]
+    root = merkle.root_from_frontier(list(frontier))
+    session.execute(insert(LedgerEntry), entry_rows)
+    session.execute(insert(MerkleNode), node_rows)
+    moved = session.execute(
+        update(LedgerHead)
+        .where(LedgerHead.ledger_id == ledger_id, LedgerHead.size == head.size)
+        .values(size=size, root=root, frontier=b"".join(frontier), updated=created)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # the lock makes this impossible; check it anyway (STYLE.md)
+        raise LogCorrupted(f"head of {ledger_id} moved during an append from size {head.size}")
+    return appended
+
+
+def append_entry(session: Session, *, ledger_id: str, entry: NewEntry) -> AppendedEntry:
+    """Append one entry (see `append_entries`)."""
+    return append_entries(session, ledger_id=ledger_id, entries=[entry])[0]
+
+
+def _check_within(session: Session, ledger_id: str, size: int, name: str) -> Head:
+    head = read_head(session, ledger_id)
+    if not 0 <= size <= head.size:
+        raise InvalidTreeRange(f"{name} {size} is beyond the ledger's size {head.size}", param=name)
+    return head
+
+
+def root_at(session: Session, ledger_id: str, size: int) -> bytes:
+    """The tree head hash at an earlier (or the current) size: O(log n) node reads."""
+    head = _check_within(session, ledger_id, size, "tree_size")
+    if size == head.size:
+        return head.root
+    return merkle.root_at(DbNodeStore(session, ledger_id), size)
+
+
+def inclusion_proof(session: Session, ledger_id: str, index: int, size: int) -> list[bytes]:
+    """RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves (one node query)."""
+    _check_within(session, ledger_id, size, "tree_size")
+    return merkle.inclusion_proof(DbNodeStore(session, ledger_id), index, size)
+
+
+def consistency_proof(
+    session: Session, ledger_id: str, old_size: int, new_size: int
+) -> list[bytes]:
+    """RFC 9162 consistency proof between sizes 0 < old_size <= new_size (one node query)."""
+    _check_within(session, ledger_id, new_size, "second")
+    return merkle.consistency_proof(DbNodeStore(session, ledger_id), old_size, new_size)
+
+
+def iter_entries(
+    session: Session, ledger_id: str, *, start: int = 0, end: int | None = None, batch: int = 1_000
+) -> Iterator[LedgerEntry]:
+    """Entries with start <= sequence < end in order, read in bounded batches."""
+    position = start
+    while end is None or position < end:
+        statement = (
+            select(LedgerEntry)
+            .where(LedgerEntry.ledger_id == ledger_id, LedgerEntry.sequence >= position)
+            .order_by(LedgerEntry.sequence)
+            .limit(batch if end is None else min(batch, end - position))
+        )
+        rows = list(session.scalars(statement))
+        if not rows:
+            return
+        for row in rows:
+            if row.sequence != position:  # a gap means a deleted or renumbered entry
+                raise LogCorrupted(
+                    f"ledger {ledger_id}: expected sequence {position}, found {row.sequence}"
+                )
+            yield row
+            position += 1
+
+
+def hex_or_none(data: bytes | None) -> str | None:
+    return None if data is None else to_hex(bytes(data))
