@@ -14,6 +14,8 @@ library MerkleLog {
     uint256 internal constant INCLUSION_PROOF_LENGTH_MAX = 64;
     /// @notice Most nodes a consistency proof between trees of fewer than 2**64 leaves can have.
     uint256 internal constant CONSISTENCY_PROOF_LENGTH_MAX = 65;
+    /// @notice The empty tree's hash, SHA-256("").
+    bytes32 internal constant EMPTY_ROOT = 0xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855;
 
     /// @notice A proof is longer than any valid proof can be.
     error MerkleLogProofTooLong(uint256 length, uint256 lengthMax);
@@ -88,8 +90,8 @@ library MerkleLog {
 
     /// @notice Whether `proof` shows the tree of `newSize` leaves with head `newRoot` extends the
     /// tree of `oldSize` leaves with head `oldRoot`, per RFC 9162 section 2.1.4.2.
-    /// @dev Size 0 is consistent with everything (empty proof); equal sizes need equal roots and an
-    /// empty proof; a smaller new size is never consistent.
+    /// @dev The empty tree (size 0, root SHA-256("")) is consistent with everything (empty proof);
+    /// equal sizes need equal roots and an empty proof; a smaller new size is never consistent.
     function verifyConsistency(
         uint256 oldSize,
         uint256 newSize,
@@ -100,7 +102,7 @@ library MerkleLog {
         uint256 length = proof.length;
         if (length > CONSISTENCY_PROOF_LENGTH_MAX) revert MerkleLogProofTooLong(length, CONSISTENCY_PROOF_LENGTH_MAX);
         if (oldSize > newSize) return false;
-        if (oldSize == 0) return length == 0;
+        if (oldSize == 0) return length == 0 && oldRoot == EMPTY_ROOT;
         if (oldSize == newSize) return length == 0 && oldRoot == newRoot;
         if (length == 0) return false;
 

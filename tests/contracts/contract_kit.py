@@ -1,0 +1,298 @@
+"""Helpers for the contract tests: artifacts, deployment, revert decoding, and a model ledger.
+
+Everything runs against a real anvil with the committed artifacts (contracts/artifacts). Reverts
+are asserted by custom-error name: web3 7 raises ContractCustomError carrying the revert data,
+which `decode_revert` matches against the errors of every artifact's ABI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+from ledger.entries import EntryKind, leaf_input
+from ledger.merkle import MerkleLog, leaf_hash
+from ledger.terms import Terms
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACT_ROOT = REPO_ROOT / "contracts" / "artifacts"
+ZERO_ADDRESS = "0x" + "00" * 20
+CANCELLED = 2**32 - 1
+ANVIL_START_TIMEOUT_S_MAX = 20.0
+RECEIPT_TIMEOUT_S_MAX = 30.0
+
+
+# --- anvil --------------------------------------------------------------------------------------
+
+
+def anvil_binary() -> Path:
+    for candidate in [
+        *sorted((REPO_ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil")),
+        REPO_ROOT / "node_modules" / ".bin" / "anvil",
+    ]:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("anvil is missing from node_modules: run `make bootstrap`")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_anvil() -> Iterator[str]:
+    """An anvil on a free loopback port for the duration; stopped by its own PID."""
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+        [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--silent",
+         "--gas-limit", "30000000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 5}))
+        deadline = time.monotonic() + ANVIL_START_TIMEOUT_S_MAX
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"anvil exited with status {process.returncode}")
+            with contextlib.suppress(Exception):
+                if w3.eth.chain_id == 31337:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"anvil did not answer on {url}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def snapshot(w3: Web3) -> Iterator[None]:
+    """Everything the block does to the chain is undone afterwards (evm_snapshot/evm_revert)."""
+    snapshot_id = w3.provider.make_request("evm_snapshot", [])["result"]
+    try:
+        yield
+    finally:
+        reply = w3.provider.make_request("evm_revert", [snapshot_id])
+        if reply.get("result") is not True:
+            raise RuntimeError(f"evm_revert failed: {reply}")
+
+
+def set_next_timestamp(w3: Web3, timestamp: int) -> None:
+    w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+
+
+def latest_timestamp(w3: Web3) -> int:
+    return int(w3.eth.get_block("latest")["timestamp"])
+
+
+# --- artifacts, deployment, transactions --------------------------------------------------------
+
+
+@cache
+def artifact(name: str) -> dict[str, Any]:
+    return json.loads((ARTIFACT_ROOT / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def wait(w3: Web3, tx_hash: bytes) -> Any:
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S_MAX, poll_latency=0.01)
+    if receipt["status"] != 1:
+        raise RuntimeError(f"transaction {tx_hash.hex()} reverted")
+    return receipt
+
+
+def deploy(w3: Web3, name: str, *args: Any, sender: str) -> Contract:
+    data = artifact(name)
+    factory = w3.eth.contract(abi=data["abi"], bytecode=data["bytecode"])
+    receipt = wait(w3, factory.constructor(*args).transact({"from": sender}))
+    return w3.eth.contract(address=receipt["contractAddress"], abi=data["abi"])
+
+
+def send(w3: Web3, call: Any, sender: str, value: int = 0) -> Any:
+    """Send a contract call as a transaction and return its receipt (status 1 enforced)."""
+    return wait(w3, call.transact({"from": sender, "value": value}))
+
+
+@cache
+def error_table() -> dict[bytes, tuple[str, list[str]]]:
+    """Selector -> (error name, argument types) over every artifact's ABI."""
+    table: dict[bytes, tuple[str, list[str]]] = {}
+    for path in sorted(ARTIFACT_ROOT.glob("*.json")):
+        for item in json.loads(path.read_text(encoding="utf-8"))["abi"]:
+            if item["type"] != "error":
+                continue
+            types = [_abi_type(component) for component in item["inputs"]]
+            signature = f"{item['name']}({','.join(types)})"
+            table[keccak(text=signature)[:4]] = (item["name"], types)
+    return table
+
+
+def _abi_type(component: dict[str, Any]) -> str:
+    if component["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in component["components"])
+        return f"({inner}){component['type'][5:]}"
+    return str(component["type"])
+
+
+@dataclass(frozen=True)
+class Revert:
+    name: str
+    args: tuple[Any, ...]
+
+
+def decode_revert(data: str | bytes | None) -> Revert:
+    """Name and arguments of a custom error, Error(string) or Panic(uint256)."""
+    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+    if not raw or len(raw) < 4:
+        return Revert("<empty revert>", ())
+    selector, body = raw[:4], raw[4:]
+    if selector == keccak(text="Error(string)")[:4]:
+        return Revert("Error", tuple(abi_decode(["string"], body)))
+    if selector == keccak(text="Panic(uint256)")[:4]:
+        return Revert("Panic", tuple(abi_decode(["uint256"], body)))
+    if selector not in error_table():
+        return Revert(f"<unknown 0x{selector.hex()}>", (body,))
+    name, types = error_table()[selector]
+    return Revert(name, tuple(abi_decode(types, body)))
+
+
+def revert_of(call: Any, tx: dict[str, Any]) -> Revert:
+    """Run `call` as a transaction from `tx`; it must revert; return the decoded error.
+
+    web3 estimates gas first, so a reverting call raises before anything is mined."""
+    try:
+        call.transact(tx)
+    except ContractPanicError as error:
+        return decode_revert(error.data if isinstance(error.data, str) else None)
+    except ContractCustomError as error:
+        return decode_revert(error.data if isinstance(error.data, str) else None)
+    except ContractLogicError as error:
+        if isinstance(error.data, str) and len(error.data) >= 10:
+            return decode_revert(error.data)
+        return Revert("Error", (error.message,))
+    raise AssertionError("expected a revert, the transaction went through")
+
+
+def expect_revert(call: Any, tx: dict[str, Any], name: str, *args: Any) -> Revert:
+    found = revert_of(call, tx)
+    assert found.name == name, f"expected {name}, got {found}"
+    if args:
+        assert found.args == tuple(args), f"{name}: expected args {args}, got {found.args}"
+    return found
+
+
+def checksum(address: str) -> str:
+    return to_checksum_address(address)
+
+
+def terms_tuple(terms: Terms) -> tuple[Any, ...]:
+    values = list(terms.abi_tuple())
+    for position in (0, 1, 10):
+        values[position] = checksum(values[position])
+    return tuple(values)
+
+
+# --- a model ledger -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """One terms-carrying entry in the model ledger."""
+
+    key: bytes
+    kind: EntryKind
+    document_hash: bytes
+    terms: Terms
+    index: int
+
+
+@dataclass
+class Book:
+    """The ledger side of a test: a MerkleLog of real leaf inputs (ledger.entries)."""
+
+    log: MerkleLog = field(default_factory=MerkleLog)
+    anchored_size: int = 0
+
+    def add_filler(self, count: int) -> None:
+        """`count` entries without terms (customer_created) with random subjects."""
+        self.log.append_many(
+            leaf_input(EntryKind.CUSTOMER_CREATED, self.log.size + i, secrets.token_bytes(32),
+                       secrets.token_bytes(32), None)
+            for i in range(count)
+        )
+
+    def add_invoice(
+        self, terms: Terms, *, key: bytes | None = None, kind: EntryKind = EntryKind.INVOICE_ISSUED
+    ) -> Invoice:
+        invoice = Invoice(
+            key=key if key is not None else secrets.token_bytes(32),
+            kind=kind,
+            document_hash=secrets.token_bytes(32),
+            terms=terms,
+            index=self.log.size,
+        )
+        self.log.append(leaf_input(kind, invoice.index, invoice.key, invoice.document_hash, terms))
+        return invoice
+
+    def leaf_hash(self, invoice: Invoice) -> bytes:
+        return leaf_hash(leaf_input(invoice.kind, invoice.index, invoice.key, invoice.document_hash, invoice.terms))
+
+    def request(
+        self,
+        invoice: Invoice,
+        amount: int,
+        *,
+        tree_size: int | None = None,
+        terms: Terms | None = None,
+        proof: Sequence[bytes] | None = None,
+        kind: int | None = None,
+    ) -> tuple[Any, ...]:
+        """The PaymentRequest tuple for `invoice` (fields may be overridden to tamper)."""
+        size = tree_size if tree_size is not None else self.anchored_size
+        return (
+            invoice.key,
+            int(kind if kind is not None else invoice.kind),
+            invoice.document_hash,
+            terms_tuple(terms if terms is not None else invoice.terms),
+            invoice.index,
+            size,
+            amount,
+            list(proof) if proof is not None else self.log.inclusion_proof(invoice.index, size),
+        )
+
+    def anchor(self, w3: Web3, anchor: Contract, anchorer: str, updates: Sequence[tuple[bytes, int]] = ()) -> Any:
+        """Anchor the log's current head with a consistency proof from the last anchored one."""
+        size = self.log.size
+        proof = self.log.consistency_proof(self.anchored_size, size) if self.anchored_size else []
+        receipt = send(w3, anchor.functions.anchor(size, self.log.root(), proof, list(updates)), anchorer)
+        self.anchored_size = size
+        return receipt
+
+
+def make_terms(payee: str, token: str, amount_due: int, due_date: int, **overrides: Any) -> Terms:
+    base = Terms(payee=payee.lower(), token=token.lower(), amount_due=amount_due, due_date=due_date)
+    return replace(base, **overrides) if overrides else base
