@@ -14,6 +14,8 @@ from backend.settings import Settings, get_settings
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    # Tracebacks must never print local variables: they can hold the anchorer's key.
+    pretty_exceptions_show_locals=False,
     help="Tally: a billing ledger whose history cannot be rewritten.",
 )
 console = Console()
