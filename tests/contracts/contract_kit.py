@@ -177,7 +177,8 @@ def decode_revert(data: str | bytes | None) -> Revert:
     if selector not in error_table():
         return Revert(f"<unknown 0x{selector.hex()}>", (body,))
     name, types = error_table()[selector]
-    return Revert(name, tuple(abi_decode(types, body)))
+    values = abi_decode(types, body)
+    return Revert(name, tuple(checksum(v) if t == "address" else v for t, v in zip(types, values, strict=True)))
 
 
 def revert_of(call: Any, tx: dict[str, Any]) -> Revert:
