@@ -61,7 +61,7 @@ def free_port() -> int:
 
 def rpc_call(url: str, method: str, params: list[object] | None = None, timeout_s: float = 2.0) -> object:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (loopback URL we built)
         reply = json.loads(response.read())
     if "error" in reply:
@@ -114,7 +114,7 @@ def start_anvil(
     if block_time_s is not None:
         args += ["--block-time", str(block_time_s)]
     args += list(extra_args)
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (owned by Popen)
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # owned by Popen
     process = subprocess.Popen(  # noqa: S603 (our own binary, fixed arguments)
         args, stdout=log, stderr=log, start_new_session=True, preexec_fn=_die_with_parent
     )
