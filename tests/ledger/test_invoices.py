@@ -1,0 +1,207 @@
+"""Invoice rules: lifecycle, per-line half-up tax, notes, payments; no sequence breaks the balance."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from ledger_samples import sample_terms
+
+from ledger.errors import (
+    CreditExceedsBalance,
+    IllegalTransition,
+    InvalidLineItem,
+    InvoiceError,
+    LedgerError,
+    ReversalExceedsPayments,
+)
+from ledger.invoices import (
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    apply_credit_note,
+    apply_debit_note,
+    apply_payment,
+    compute_totals,
+    finalize,
+    line_tax_minor,
+    mark_uncollectible,
+    new_draft,
+    reverse_payment,
+    set_lines,
+    void,
+)
+
+S = InvoiceStatus
+DECIMALS = 6  # token decimals; usd has 2, so 1 minor unit = 10**4 token units
+
+
+def issued(total_lines: list[LineItem] | None = None) -> Invoice:
+    lines = total_lines or [LineItem("Widgets", 4, 2_500, 1_000)]
+    draft = new_draft("inv_1", "usd", lines)
+    total = compute_totals(lines).total_minor
+    return finalize(draft, terms=sample_terms(amount_due=total * 10**4), token_decimals=DECIMALS)
+
+
+def test_tax_is_per_line_half_up() -> None:
+    assert line_tax_minor(5, 1_000) == 1  # 0.5 -> 1
+    assert line_tax_minor(4, 1_000) == 0  # 0.4 -> 0
+    assert line_tax_minor(15, 1_000) == 2  # 1.5 -> 2
+    assert line_tax_minor(10_000, 725) == 725
+    lines = [LineItem("a", 1, 5, 1_000), LineItem("b", 1, 5, 1_000)]
+    totals = compute_totals(lines)
+    # Per line: 1 + 1 = 2 (on the invoice subtotal it would have been 1).
+    assert (totals.subtotal_minor, totals.tax_minor, totals.total_minor) == (10, 2, 12)
+
+
+def test_line_items_validated() -> None:
+    for bad in [
+        {"quantity": 0},
+        {"quantity": 1.5},
+        {"unit_amount_minor": -1},
+        {"tax_bps": 10_001},
+        {"unit_amount_minor": True},
+    ]:
+        fields = {"description": "x", "quantity": 1, "unit_amount_minor": 1, "tax_bps": 0, **bad}
+        with pytest.raises((InvalidLineItem, TypeError, LedgerError)):
+            LineItem(**fields)  # type: ignore[arg-type]
+
+
+def test_lifecycle_happy_path() -> None:
+    invoice = issued()
+    assert (invoice.status, invoice.issued_minor, invoice.balance_minor) == (S.OPEN, 11_000, 11_000)
+    paid_part = apply_payment(invoice, 1_000, onchain=True)
+    assert paid_part.invoice.status is S.PARTIALLY_PAID and paid_part.terms is None
+    paid = apply_payment(paid_part.invoice, 10_000, onchain=False)
+    assert paid.invoice.status is S.PAID and paid.invoice.balance_minor == 0
+    assert paid.terms is not None and paid.terms.version == 2
+    assert paid.terms.amount_due == 1_000 * 10**4  # only the on-chain part remains counted
+
+
+def test_draft_rules() -> None:
+    draft = new_draft("inv_1", "usd")
+    draft = set_lines(draft, [LineItem("x", 1, 100)])
+    with pytest.raises(IllegalTransition):
+        apply_payment(draft, 1, onchain=False)
+    with pytest.raises(InvoiceError):
+        finalize(draft, terms=sample_terms(amount_due=1), token_decimals=DECIMALS)
+    with pytest.raises(InvoiceError):
+        finalize(draft, terms=sample_terms(amount_due=100 * 10**4, version=2), token_decimals=DECIMALS)
+    assert void(draft).status is S.VOID
+    opened = finalize(draft, terms=sample_terms(amount_due=100 * 10**4), token_decimals=DECIMALS)
+    with pytest.raises(IllegalTransition):
+        set_lines(opened, [])
+    with pytest.raises(IllegalTransition):
+        finalize(opened, terms=sample_terms(amount_due=100 * 10**4), token_decimals=DECIMALS)
+
+
+def test_void_and_uncollectible() -> None:
+    invoice = issued()
+    voided = void(invoice)
+    for operation in (
+        lambda i: apply_payment(i, 1, onchain=False),
+        lambda i: apply_credit_note(i, 1, allow_customer_credit=True),
+        lambda i: apply_debit_note(i, 1),
+        void,
+        mark_uncollectible,
+    ):
+        with pytest.raises(IllegalTransition):
+            operation(voided)
+    partly = apply_payment(invoice, 100, onchain=False).invoice
+    with pytest.raises(IllegalTransition):
+        void(partly)
+    bad = mark_uncollectible(partly)
+    assert (bad.status, bad.written_off_minor, bad.balance_minor) == (S.UNCOLLECTIBLE, 10_900, 10_900)
+    with pytest.raises(IllegalTransition):
+        apply_credit_note(bad, 1, allow_customer_credit=True)
+    late = apply_payment(bad, 10_900, onchain=False)
+    assert late.invoice.status is S.PAID and late.terms is None
+
+
+def test_credit_notes() -> None:
+    invoice = issued()
+    with pytest.raises(CreditExceedsBalance):
+        apply_credit_note(invoice, 11_001, allow_customer_credit=False)
+    over = apply_credit_note(invoice, 12_000, allow_customer_credit=True)
+    assert (over.applied_minor, over.to_customer_credit_minor) == (11_000, 1_000)
+    assert over.invoice.status is S.PAID and over.invoice.balance_minor == 0
+    part = apply_credit_note(invoice, 1_000, allow_customer_credit=False)
+    assert part.invoice.balance_minor == 10_000 and part.invoice.status is S.OPEN
+    assert part.terms is not None and (part.terms.version, part.terms.amount_due) == (2, 10_000 * 10**4)
+    assert part.invoice.terms == part.terms
+
+
+def test_debit_notes_raise_what_is_due() -> None:
+    paid = apply_payment(issued(), 11_000, onchain=True).invoice
+    raised = apply_debit_note(paid, 500)
+    assert raised.invoice.status is S.PARTIALLY_PAID and raised.invoice.balance_minor == 500
+    assert raised.terms is not None and raised.terms.amount_due == 11_500 * 10**4
+
+
+def test_payments_and_reversals() -> None:
+    invoice = issued()
+    over = apply_payment(invoice, 12_000, onchain=False)
+    assert (over.applied_minor, over.to_customer_credit_minor) == (11_000, 1_000)
+    with pytest.raises(ReversalExceedsPayments):
+        reverse_payment(over.invoice, 1, onchain=True)
+    back = reverse_payment(over.invoice, 11_000, onchain=False)
+    assert back.invoice.status is S.OPEN and back.invoice.balance_minor == 11_000
+    with pytest.raises(IllegalTransition):
+        reverse_payment(back.invoice, 1, onchain=False)
+
+
+OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["pay_on", "pay_off", "rev_on", "rev_off", "credit", "credit_x", "debit", "void", "uncollectible"]
+        ),
+        st.integers(1, 20_000),
+    ),
+    max_size=30,
+)
+
+
+@given(OPERATIONS)
+def test_no_sequence_breaks_the_balance_identity(operations: list[tuple[str, int]]) -> None:
+    invoice = issued()
+    issued_total, credits, debits, payments, customer_credit = invoice.issued_minor, 0, 0, 0, 0
+    version = 1
+    for name, amount in operations:
+        try:
+            if name in ("pay_on", "pay_off"):
+                outcome = apply_payment(invoice, amount, onchain=name == "pay_on")
+                payments += outcome.applied_minor
+                customer_credit += outcome.to_customer_credit_minor
+            elif name in ("rev_on", "rev_off"):
+                outcome = reverse_payment(invoice, amount, onchain=name == "rev_on")
+                payments += outcome.applied_minor  # negative
+            elif name in ("credit", "credit_x"):
+                outcome = apply_credit_note(invoice, amount, allow_customer_credit=name == "credit_x")
+                credits += outcome.applied_minor
+                customer_credit += outcome.to_customer_credit_minor
+                assert outcome.applied_minor + outcome.to_customer_credit_minor == amount
+            elif name == "debit":
+                outcome = apply_debit_note(invoice, amount)
+                debits += amount
+            elif name == "void":
+                invoice = void(invoice)
+                continue
+            else:
+                invoice = mark_uncollectible(invoice)
+                continue
+        except (IllegalTransition, CreditExceedsBalance, ReversalExceedsPayments):
+            continue
+        invoice = outcome.invoice
+        if outcome.terms is not None:
+            assert outcome.terms.version == version + 1
+            version = outcome.terms.version
+            assert outcome.terms.amount_due == (invoice.balance_minor + invoice.paid_onchain_minor) * 10**4
+        assert invoice.balance_minor == issued_total - credits + debits - payments
+        assert invoice.balance_minor >= 0
+        assert 0 <= invoice.paid_onchain_minor <= invoice.payments_minor == payments
+        if invoice.status is S.PAID:
+            assert invoice.balance_minor == 0
+        if invoice.status in (S.OPEN, S.PARTIALLY_PAID):
+            assert invoice.balance_minor > 0
+            assert (invoice.status is S.PARTIALLY_PAID) == (payments > 0)
+    assert customer_credit >= 0
