@@ -299,3 +299,78 @@ __all__ = [
     "MerkleNode",
     "Payment",
 ]
+
+
+# --- Anchoring (issue 6; owner: anchoring) ------------------------------------------------------
+# Kept at the end of the file so the anchoring tables stay one self-contained section.
+
+ANCHOR_TX_STATUSES = ("built", "sent", "mined", "confirmed", "dropped", "replaced", "reverted")
+
+
+class AnchorTransaction(Base):
+    """One `LedgerAnchor.anchor()` transaction and where it is in its life.
+
+    built (signed and stored, before the first send) -> sent -> mined -> confirmed; a stuck `sent`
+    is `replaced` by a row with the same nonce and higher fees; a reorg that removes a mined
+    transaction makes it `dropped` (the head is then anchored again by a new row); `reverted` is
+    mined with status 0. Written before each send, so a crash never loses a transaction.
+    """
+
+    __tablename__ = "anchor_transactions"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('built','sent','mined','confirmed','dropped','replaced','reverted')",
+            name="status",
+        ),
+        Index(None, "ledger_id", "status"),
+        Index(None, "ledger_id", "tree_size"),
+    )
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    ledger_id: Mapped[str] = mapped_column(String(64))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))  # lowercase 0x hex
+    sender: Mapped[str] = mapped_column(String(42))  # lowercase 0x hex
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(Hash32)
+    # The on-chain latest size the consistency proof starts from.
+    previous_size: Mapped[int] = mapped_column(BigInteger)
+    # TermsUpdate[] sent with the head: [[invoice_key 0x-hex, version], ...].
+    updates: Mapped[list[list[Any]]] = mapped_column(JSON, default=list)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    max_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    max_priority_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[bytes] = mapped_column(Hash32, unique=True)
+    # The signed transaction, to send again after a crash; None when recorded from the chain.
+    raw_transaction: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))
+    replaces_id: Mapped[str | None] = mapped_column(String(40))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[bytes | None] = mapped_column(Hash32)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    effective_gas_price: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Unix milliseconds: anchoring latency is a second or less on a local chain.
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger)
+    mined_ms: Mapped[int | None] = mapped_column(BigInteger)
+    confirmed_ms: Mapped[int | None] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class WorkerLease(Base):
+    """A named lease one worker process holds at a time (the anchorer's lock on SQLite; on
+    PostgreSQL an advisory lock is taken as well). `expires_ms` bounds how long a dead holder
+    keeps it."""
+
+    __tablename__ = "worker_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(80))
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    acquired_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+__all__ += ["AnchorTransaction", "WorkerLease"]
