@@ -74,7 +74,7 @@ class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
         UniqueConstraint("series", "number_in_series"),
-        CheckConstraint("status IN ('draft','open','paid','void','uncollectible')", name="status"),
+        CheckConstraint("status IN ('draft','open','partially_paid','paid','void','uncollectible')", name="status"),
         Index(None, "customer_id", "pk"),
     )
 
@@ -94,12 +94,16 @@ class Invoice(Base):
     total_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     credited_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     debited_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Payments applied to the invoice, net of reversals; the part paid through the contract.
     paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_onchain_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     written_off_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     due_date: Mapped[int | None] = mapped_column(BigInteger)
     days_until_due: Mapped[int | None] = mapped_column(Integer)
     # {chain_id, token, token_decimals, payee} as given at create time (token registry: issue 7).
     settlement: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Token decimals of the terms' amount (set at finalize).
+    token_decimals: Mapped[int | None] = mapped_column(Integer)
     # Optional settlement-terms options (discount, late fee, partial, payer).
     terms_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The current settlement terms (as in the latest terms-carrying entry) and their version.

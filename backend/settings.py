@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     anchorer_keystore_password: str = ""
 
     ledger_id: str = Field(default="tally-dev", min_length=1, max_length=64)
+    # Default payee of settlement terms for customers without their own payee_address (0x hex).
+    payee_address: str = Field(default="", pattern=r"^(0x[0-9a-fA-F]{40})?$")
     confirmations: int = Field(default=1, ge=0, le=1000)
     anchor_entries_max: int = Field(default=100, ge=1, le=100_000)
     anchor_interval_s: float = Field(default=5.0, gt=0, le=86_400)

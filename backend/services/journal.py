@@ -59,6 +59,53 @@ def check_balanced(lines: Sequence[Line], currency: str) -> None:
         raise UnbalancedPosting(f"posting in {currency} is off by {total} minor units")
 
 
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One balanced set of lines in one currency, tied to the entry that records it."""
+
+    currency: str
+    lines: Sequence[Line]
+    entry_sequence: int | None = None
+    customer_id: str | None = None
+    invoice_id: str | None = None
+    payment_id: str | None = None
+
+
+def post_many(session: Session, *, ledger_id: str, created: int, postings: Sequence[Posting]) -> list[str]:
+    """Check every posting, then insert all their lines in one statement; return posting ids.
+
+    Zero-amount lines are dropped; a posting left with no lines is skipped (id "").
+    """
+    rows: list[dict[str, object]] = []
+    ids: list[str] = []
+    for posting in postings:
+        lines = [line for line in posting.lines if line.amount_minor != 0]
+        if not lines:
+            ids.append("")
+            continue
+        check_balanced(lines, posting.currency)
+        posting_id = new_id("jp")
+        ids.append(posting_id)
+        rows.extend(
+            {
+                "ledger_id": ledger_id,
+                "posting_id": posting_id,
+                "entry_sequence": posting.entry_sequence,
+                "account": str(line.account),
+                "currency": posting.currency,
+                "amount_minor": line.amount_minor,
+                "customer_id": posting.customer_id,
+                "invoice_id": posting.invoice_id,
+                "payment_id": posting.payment_id,
+                "created": created,
+            }
+            for line in lines
+        )
+    if rows:
+        session.execute(insert(JournalLine), rows)
+    return ids
+
+
 def post(
     session: Session,
     *,
@@ -71,30 +118,17 @@ def post(
     invoice_id: str | None = None,
     payment_id: str | None = None,
 ) -> str:
-    """Check and insert one balanced posting (zero-amount lines are dropped); return its id."""
-    lines = [line for line in lines if line.amount_minor != 0]
-    if not lines:
-        return ""
-    check_balanced(lines, currency)
-    posting_id = new_id("jp")
-    session.execute(insert(JournalLine), [
-        {
-            "ledger_id": ledger_id, "posting_id": posting_id, "entry_sequence": entry_sequence,
-            "account": str(line.account), "currency": currency, "amount_minor": line.amount_minor,
-            "customer_id": customer_id, "invoice_id": invoice_id, "payment_id": payment_id,
-            "created": created,
-        }
-        for line in lines
-    ])  # fmt: skip
-    return posting_id
+    """Check and insert one balanced posting; return its id (see `post_many`)."""
+    posting = Posting(currency, lines, entry_sequence, customer_id, invoice_id, payment_id)
+    return post_many(session, ledger_id=ledger_id, created=created, postings=[posting])[0]
 
 
 def journal_totals(session: Session) -> dict[tuple[str, str], int]:
     """Balance per (account, currency); debits positive."""
     rows = session.execute(
-        select(
-            JournalLine.account, JournalLine.currency, func.sum(JournalLine.amount_minor)
-        ).group_by(JournalLine.account, JournalLine.currency)
+        select(JournalLine.account, JournalLine.currency, func.sum(JournalLine.amount_minor)).group_by(
+            JournalLine.account, JournalLine.currency
+        )
     )
     return {(account, currency): int(total) for account, currency, total in rows}
 

@@ -63,9 +63,9 @@ def authenticate(session: Session, secret: str) -> Principal | None:
         return None
     digest = hash_secret(secret)
     row = session.execute(
-        select(
-            ApiKey.id, ApiKey.role, ApiKey.customer_id, ApiKey.secret_hash, ApiKey.revoked_at
-        ).where(ApiKey.secret_hash == digest)
+        select(ApiKey.id, ApiKey.role, ApiKey.customer_id, ApiKey.secret_hash, ApiKey.revoked_at).where(
+            ApiKey.secret_hash == digest
+        )
     ).one_or_none()
     if row is None or not hmac.compare_digest(bytes(row.secret_hash), digest):
         return None
@@ -81,13 +81,10 @@ def create_key(
     try:
         role = Role(role)
     except ValueError as error:
-        raise InvalidRequest(
-            f"unknown role {role!r}", code="parameter_invalid", param="role"
-        ) from error
+        raise InvalidRequest(f"unknown role {role!r}", code="parameter_invalid", param="role") from error
     if role is Role.PARTNER:
         if customer_id is None:
-            raise InvalidRequest("a partner key is bound to one customer", code="parameter_missing",
-                                 param="customer")  # fmt: skip
+            raise InvalidRequest("a partner key is bound to one customer", code="parameter_missing", param="customer")
         if (
             not is_id(customer_id, "cus")
             or session.scalar(select(Customer.pk).where(Customer.id == customer_id)) is None
@@ -97,9 +94,14 @@ def create_key(
         raise InvalidRequest("only partner keys are bound to a customer", param="customer")
     secret = new_secret()
     row = ApiKey(
-        id=new_id("key"), role=str(role), customer_id=customer_id, secret_hash=hash_secret(secret),
-        secret_prefix=secret[: len(SECRET_PREFIX) + 4], name=name, created=now_s(),
-    )  # fmt: skip
+        id=new_id("key"),
+        role=str(role),
+        customer_id=customer_id,
+        secret_hash=hash_secret(secret),
+        secret_prefix=secret[: len(SECRET_PREFIX) + 4],
+        name=name,
+        created=now_s(),
+    )
     session.add(row)
     session.flush()
     return row, secret
@@ -109,16 +111,17 @@ def revoke_key(session: Session, *, key_id: str) -> ApiKey:
     row = get_key(session, key_id=key_id)
     if row.revoked_at is None:
         session.execute(
-            update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=now_s()).execution_options(synchronize_session=False)
-        )  # fmt: skip
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=now_s())
+            .execution_options(synchronize_session=False)
+        )
         session.refresh(row)
     return row
 
 
 def get_key(session: Session, *, key_id: str) -> ApiKey:
-    row = session.scalars(select(ApiKey).where(ApiKey.id == key_id)).one_or_none() if is_id(
-        key_id, "key") else None  # fmt: skip
+    row = session.scalars(select(ApiKey).where(ApiKey.id == key_id)).one_or_none() if is_id(key_id, "key") else None
     if row is None:
         raise NotFound(f"no API key {key_id}", param="id")
     return row
@@ -133,13 +136,10 @@ def ensure_admin_key(sessions: sessionmaker[Session]) -> str | None:
     """
     with transaction(sessions) as session:
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": ADMIN_BOOTSTRAP_LOCK}
-            )
+            session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": ADMIN_BOOTSTRAP_LOCK})
         live = session.scalar(
-            select(func.count()).select_from(ApiKey)
-            .where(ApiKey.role == str(Role.ADMIN), ApiKey.revoked_at.is_(None))
-        )  # fmt: skip
+            select(func.count()).select_from(ApiKey).where(ApiKey.role == str(Role.ADMIN), ApiKey.revoked_at.is_(None))
+        )
         if live:
             return None
         _, secret = create_key(session, role=Role.ADMIN, name="first admin key")

@@ -102,8 +102,7 @@ def _split_frontier(blob: bytes) -> tuple[bytes, ...]:
 
 
 def _head_from_row(row: LedgerHead) -> Head:
-    head = Head(row.ledger_id, row.size, bytes(row.root), _split_frontier(bytes(row.frontier)),
-                row.updated)  # fmt: skip
+    head = Head(row.ledger_id, row.size, bytes(row.root), _split_frontier(bytes(row.frontier)), row.updated)
     _check_head(head)
     return head
 
@@ -111,9 +110,7 @@ def _head_from_row(row: LedgerHead) -> Head:
 def _check_head(head: Head) -> None:
     """The stored root must be the root of the stored frontier, which must fit the size."""
     if len(head.frontier) != head.size.bit_count():
-        raise LogCorrupted(
-            f"head of {head.ledger_id}: {len(head.frontier)} frontier hashes for size {head.size}"
-        )
+        raise LogCorrupted(f"head of {head.ledger_id}: {len(head.frontier)} frontier hashes for size {head.size}")
     if merkle.root_from_frontier(list(head.frontier)) != head.root:
         raise LogCorrupted(f"head of {head.ledger_id}: root does not match its frontier")
 
@@ -146,9 +143,7 @@ def read_head(session: Session, ledger_id: str) -> Head:
     return _head_from_row(row)
 
 
-def append_entries(
-    session: Session, *, ledger_id: str, entries: Sequence[NewEntry]
-) -> list[AppendedEntry]:
+def append_entries(session: Session, *, ledger_id: str, entries: Sequence[NewEntry]) -> list[AppendedEntry]:
     """Append `entries` in order to the ledger, inside the caller's transaction.
 
     Locks the head, gives each entry the next sequence number, stores the entry rows and the
@@ -166,23 +161,29 @@ def append_entries(
     leaf_hashes: list[bytes] = []
     appended: list[AppendedEntry] = []
     for new, entry in zip(entries, prepared, strict=True):
-        leaf_input = leaf_input_of(
-            entry.kind, size, entry.subject, entry.document_hash, entry.terms
-        )
+        leaf_input = leaf_input_of(entry.kind, size, entry.subject, entry.document_hash, entry.terms)
         leaf_hash = merkle.leaf_hash(leaf_input)
         leaf_hashes.append(leaf_hash)
         terms_version = entry.terms.version if entry.terms is not None else None
         entry_id = new_id("ent")
-        entry_rows.append({
-            "ledger_id": ledger_id, "sequence": size, "id": entry_id, "kind": int(entry.kind),
-            "subject": entry.subject, "document": new.document,
-            "document_hash": entry.document_hash, "leaf_input": leaf_input, "leaf_hash": leaf_hash,
-            "terms_version": terms_version, "customer_id": new.customer_id,
-            "invoice_id": new.invoice_id, "created": created,
-        })  # fmt: skip
-        appended.append(
-            AppendedEntry(entry_id, size, entry.kind, entry.document_hash, leaf_hash, terms_version)
+        entry_rows.append(
+            {
+                "ledger_id": ledger_id,
+                "sequence": size,
+                "id": entry_id,
+                "kind": int(entry.kind),
+                "subject": entry.subject,
+                "document": new.document,
+                "document_hash": entry.document_hash,
+                "leaf_input": leaf_input,
+                "leaf_hash": leaf_hash,
+                "terms_version": terms_version,
+                "customer_id": new.customer_id,
+                "invoice_id": new.invoice_id,
+                "created": created,
+            }
         )
+        appended.append(AppendedEntry(entry_id, size, entry.kind, entry.document_hash, leaf_hash, terms_version))
         size += 1
     frontier, runs = merkle.append_batch(head.frontier, head.size, leaf_hashes)
     node_rows = [
@@ -229,9 +230,7 @@ def inclusion_proof(session: Session, ledger_id: str, index: int, size: int) -> 
     return merkle.inclusion_proof(DbNodeStore(session, ledger_id), index, size)
 
 
-def consistency_proof(
-    session: Session, ledger_id: str, old_size: int, new_size: int
-) -> list[bytes]:
+def consistency_proof(session: Session, ledger_id: str, old_size: int, new_size: int) -> list[bytes]:
     """RFC 9162 consistency proof between sizes 0 < old_size <= new_size (one node query)."""
     _check_within(session, ledger_id, new_size, "second")
     return merkle.consistency_proof(DbNodeStore(session, ledger_id), old_size, new_size)
@@ -254,9 +253,7 @@ def iter_entries(
             return
         for row in rows:
             if row.sequence != position:  # a gap means a deleted or renumbered entry
-                raise LogCorrupted(
-                    f"ledger {ledger_id}: expected sequence {position}, found {row.sequence}"
-                )
+                raise LogCorrupted(f"ledger {ledger_id}: expected sequence {position}, found {row.sequence}")
             yield row
             position += 1
 

@@ -42,9 +42,7 @@ def test_appends_match_a_recomputed_log(database_url: str) -> None:
     sessions = session_factory(engine)
     for batch in (1, 3, 1, 7, 20):
         with transaction(sessions) as session:
-            ledger_service.append_entries(
-                session, ledger_id=LEDGER, entries=[customer_entry() for _ in range(batch)]
-            )
+            ledger_service.append_entries(session, ledger_id=LEDGER, entries=[customer_entry() for _ in range(batch)])
     log = reference_log(sessions)
     with transaction(sessions) as session:
         head = ledger_service.read_head(session, LEDGER)
@@ -53,13 +51,9 @@ def test_appends_match_a_recomputed_log(database_url: str) -> None:
         for size in (1, 2, 5, 17, 32):
             assert ledger_service.root_at(session, LEDGER, size) == log.root(size)
             for index in {0, size // 2, size - 1}:
-                assert ledger_service.inclusion_proof(
-                    session, LEDGER, index, size
-                ) == log.inclusion_proof(index, size)
+                assert ledger_service.inclusion_proof(session, LEDGER, index, size) == log.inclusion_proof(index, size)
             for old in {1, size // 2 or 1, size}:
-                assert ledger_service.consistency_proof(
-                    session, LEDGER, old, size
-                ) == log.consistency_proof(old, size)
+                assert ledger_service.consistency_proof(session, LEDGER, old, size) == log.consistency_proof(old, size)
         with pytest.raises(InvalidTreeRange):
             ledger_service.inclusion_proof(session, LEDGER, 0, 33)
         assert session.scalar(select(func.count()).select_from(MerkleNode)) == 2 * 32 - 1
@@ -84,9 +78,7 @@ def test_tampered_head_is_refused(postgres_url: str) -> None:
     engine = create_engine(postgres_url)
     sessions = session_factory(engine)
     with transaction(sessions) as session:
-        ledger_service.append_entries(
-            session, ledger_id=LEDGER, entries=[customer_entry(), customer_entry()]
-        )
+        ledger_service.append_entries(session, ledger_id=LEDGER, entries=[customer_entry(), customer_entry()])
     with transaction(sessions) as session:
         session.get(LedgerHead, LEDGER).root = b"\x11" * 32
     with pytest.raises(LogCorrupted), transaction(sessions) as session:
@@ -110,7 +102,7 @@ def test_concurrent_writers_never_gap_or_repeat(postgres_url: str) -> None:
                     ledger_service.append_entries(
                         session, ledger_id=LEDGER, entries=[customer_entry() for _ in range(count)]
                     )
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 (reported by the main thread)
             errors.append(error)
 
     threads = [threading.Thread(target=write) for _ in range(writers)]
@@ -121,9 +113,7 @@ def test_concurrent_writers_never_gap_or_repeat(postgres_url: str) -> None:
     assert not errors, errors
     expected = writers * sum(1 + position % 3 for position in range(appends_each))
     with transaction(sessions) as session:
-        sequences = list(
-            session.scalars(select(LedgerEntry.sequence).order_by(LedgerEntry.sequence))
-        )
+        sequences = list(session.scalars(select(LedgerEntry.sequence).order_by(LedgerEntry.sequence)))
         assert sequences == list(range(expected))
         head = ledger_service.read_head(session, LEDGER)
     log = reference_log(sessions)

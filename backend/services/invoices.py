@@ -1,0 +1,498 @@
+"""Invoices: drafts, finalize (number + terms v1 + `invoice_issued` + journal), void, write-off.
+
+Order inside `finalize_invoices`, chosen so locks are held briefly: everything that needs no
+lock is computed first (totals, terms, documents); then the series counters are bumped (an
+upsert ... RETURNING takes the counter's row lock, so numbers never gap or repeat: a rolled-back
+transaction releases its numbers with its lock); then the ledger head is locked and the entries
+appended; the journal postings follow. All in the caller's transaction.
+
+Settlement terms need a payee and a token. The payee is the invoice's `settlement.payee`, else
+the customer's `payee_address`, else `TALLY_PAYEE_ADDRESS`; with none of them finalize refuses
+(`payee_missing`): terms paying the zero address would burn the payment. Without a `settlement`
+object (the token registry is issue 7) the token is the zero address and `token_decimals` equals
+the currency's exponent, so the terms' amount is the invoice amount in minor units.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from backend.models import Customer, Invoice, InvoiceSeries, JournalLine
+from backend.services import journal
+from backend.services import ledger as ledger_service
+from backend.services.common import Conflict, InvalidRequest, NotFound, is_id, new_id, now_s
+from backend.services.journal import Account, Line
+from ledger import invoices as rules
+from ledger.entries import EntryKind, build_document, invoice_key, new_salt
+from ledger.errors import CurrencyMismatch, IllegalTransition
+from ledger.hexutil import ZERO_ADDRESS, normalize_address
+from ledger.money import currency_code, currency_exponent, to_token_units
+from ledger.terms import Terms
+
+DAY_S = 86_400
+default_days_until_due = 30
+_UNSET: Any = object()
+
+
+def default_payee(settings: Any) -> str | None:
+    value = getattr(settings, "payee_address", "") or ""
+    return normalize_address(value, "TALLY_PAYEE_ADDRESS") if value else None
+
+
+def get_invoice(
+    session: Session, *, invoice_id: str, for_update: bool = False, partner_of: str | None = None
+) -> Invoice:
+    """The invoice (404 when malformed, unknown, or another customer's for a partner key)."""
+    row = None
+    if is_id(invoice_id, "inv"):
+        statement = select(Invoice).where(Invoice.id == invoice_id)
+        row = session.scalars(statement.with_for_update() if for_update else statement).one_or_none()
+    if row is None or (partner_of is not None and (row.customer_id != partner_of or row.status == "draft")):
+        raise NotFound(f"no invoice {invoice_id}", param="invoice")
+    return row
+
+
+def line_items(lines: Sequence[dict[str, Any]]) -> list[rules.LineItem]:
+    return [
+        rules.LineItem(
+            description=line["description"],
+            quantity=line.get("quantity", 1),
+            unit_amount_minor=line["unit_amount_minor"],
+            tax_bps=line.get("tax_bps", 0),
+        )
+        for line in lines
+    ]
+
+
+def _set_lines(row: Invoice, lines: Sequence[dict[str, Any]]) -> None:
+    items = line_items(lines)
+    totals = rules.compute_totals(items)  # the ledger's tax rounding and amount bound
+    row.lines = [item.to_document() for item in items]
+    row.subtotal_minor, row.tax_minor, row.total_minor = totals.subtotal_minor, totals.tax_minor, totals.total_minor
+
+
+def rules_state(row: Invoice) -> rules.Invoice:
+    """The ledger's view of a stored invoice (the rules decide; this module persists)."""
+    return rules.Invoice(
+        invoice_id=row.id,
+        currency=row.currency,
+        status=rules.InvoiceStatus(row.status),
+        lines=tuple(line_items(row.lines or [])),
+        issued_minor=row.total_minor if row.status != "draft" else 0,
+        credits_minor=row.credited_minor,
+        debits_minor=row.debited_minor,
+        payments_minor=row.paid_minor,
+        paid_onchain_minor=row.paid_onchain_minor,
+        written_off_minor=row.written_off_minor,
+        token_decimals=row.token_decimals,
+        terms=Terms.from_document(row.terms) if row.terms else None,
+    )
+
+
+def store_state(row: Invoice, state: rules.Invoice, now: int) -> None:
+    """Write the rules' new state back onto the row."""
+    if state.status is rules.InvoiceStatus.PAID and row.status != "paid":
+        row.paid_at = now
+    elif state.status is not rules.InvoiceStatus.PAID:
+        row.paid_at = None
+    row.status = str(state.status)
+    row.credited_minor, row.debited_minor = state.credits_minor, state.debits_minor
+    row.paid_minor, row.paid_onchain_minor = state.payments_minor, state.paid_onchain_minor
+    row.written_off_minor, row.token_decimals = state.written_off_minor, state.token_decimals
+    if state.terms is not None:
+        row.terms, row.terms_version = state.terms.to_document(), state.terms.version
+    row.updated = now
+
+
+def create_invoice(
+    session: Session,
+    *,
+    ledger_id: str,
+    customer_id: str,
+    currency: str | None = None,
+    series: str = "INV",
+    description: str | None = None,
+    lines: Sequence[dict[str, Any]] = (),
+    due_date: int | None = None,
+    days_until_due: int | None = None,
+    settlement: dict[str, Any] | None = None,
+    terms: dict[str, Any] | None = None,
+    metadata: dict[str, str] | None = None,
+    customer: Customer | None = None,
+) -> Invoice:
+    """A draft. Its currency must be the customer's (`currency_mismatch`)."""
+    customer = customer or _customer(session, customer_id)
+    currency = currency_code(currency or customer.currency)
+    if currency != customer.currency:
+        raise CurrencyMismatch(
+            f"customer {customer.id} is billed in {customer.currency}, not {currency}", param="currency"
+        )
+    created = now_s()
+    row = Invoice(
+        id=new_id("inv"),
+        customer_id=customer.id,
+        status="draft",
+        currency=currency,
+        series=series,
+        description=description,
+        due_date=due_date,
+        days_until_due=days_until_due,
+        settlement=_settlement(settlement),
+        terms_options=_terms_options(terms),
+        terms_version=0,
+        credited_minor=0,
+        debited_minor=0,
+        paid_minor=0,
+        written_off_minor=0,
+        metadata_=metadata or {},
+        created=created,
+        updated=created,
+    )
+    _set_lines(row, lines)
+    session.add(row)
+    return row
+
+
+def _customer(session: Session, customer_id: str) -> Customer:
+    row = (
+        session.scalars(select(Customer).where(Customer.id == customer_id)).one_or_none()
+        if is_id(customer_id, "cus")
+        else None
+    )
+    if row is None:
+        raise NotFound(f"no customer {customer_id}", param="customer")
+    return row
+
+
+def _settlement(settlement: dict[str, Any] | None) -> dict[str, Any] | None:
+    if settlement is None:
+        return None
+    return {
+        **settlement,
+        "token": settlement["token"].lower(),
+        "payee": settlement["payee"].lower() if settlement.get("payee") else None,
+    }
+
+
+def _terms_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    if not options:
+        return {}
+    result = dict(options)
+    if result.get("payer"):
+        result["payer"] = result["payer"].lower()
+    return result
+
+
+def update_invoice(session: Session, *, invoice_id: str, **changes: Any) -> Invoice:
+    row = get_invoice(session, invoice_id=invoice_id, for_update=True)
+    lines = changes.pop("lines", None)
+    if row.status != "draft":
+        raise IllegalTransition(f"cannot update a {row.status} invoice: only drafts change", param="id")
+    if lines is not None:
+        rules.set_lines(rules_state(row), line_items(lines))
+        _set_lines(row, lines)
+    if "settlement" in changes:
+        row.settlement = _settlement(changes.pop("settlement"))
+    if "terms" in changes:
+        row.terms_options = _terms_options(changes.pop("terms"))
+    if "metadata" in changes:
+        row.metadata_ = changes.pop("metadata") or {}
+    if changes.get("due_date") is not None:
+        row.days_until_due = None
+    if changes.get("days_until_due") is not None:
+        row.due_date = None
+    for name in ("description", "due_date", "days_until_due"):
+        if name in changes:
+            setattr(row, name, changes.pop(name))
+    if changes:
+        raise InvalidRequest(f"cannot update {sorted(changes)}", code="parameter_unknown")
+    row.updated = now_s()
+    return row
+
+
+def delete_invoice(session: Session, *, invoice_id: str) -> None:
+    row = get_invoice(session, invoice_id=invoice_id, for_update=True)
+    if row.status != "draft":
+        raise IllegalTransition(f"cannot delete a {row.status} invoice: void it instead", param="id")
+    session.execute(delete(Invoice).where(Invoice.id == row.id))
+
+
+# --- Finalize ----------------------------------------------------------------------------------
+@dataclass
+class _Issue:
+    row: Invoice
+    customer: Customer
+    state: rules.Invoice  # the rules' finalized state (terms version 1)
+    salt: bytes
+    due_date: int
+
+
+def _prepare_issue(row: Invoice, customer: Customer, payee_default: str | None, created: int) -> _Issue:
+    if row.status != "draft":
+        raise IllegalTransition(f"cannot finalize a {row.status} invoice", param="id")
+    if not row.lines:
+        raise InvalidRequest("an invoice needs at least one line to be finalized", code="invoice_empty", param="lines")
+    settlement = row.settlement or {}
+    payee = settlement.get("payee") or customer.payee_address or payee_default
+    if not payee:
+        raise InvalidRequest(
+            "no payee: set settlement.payee, the customer's payee_address or TALLY_PAYEE_ADDRESS",
+            code="payee_missing",
+            param="settlement.payee",
+        )
+    exponent = currency_exponent(row.currency)
+    token_decimals = settlement.get("token_decimals", exponent)
+    due_date = (
+        row.due_date
+        if row.due_date is not None
+        else created + DAY_S * (row.days_until_due if row.days_until_due is not None else default_days_until_due)
+    )
+    options = row.terms_options or {}
+    terms = Terms(
+        payee=payee,
+        token=settlement.get("token", ZERO_ADDRESS),
+        amount_due=to_token_units(row.total_minor, exponent, token_decimals),
+        due_date=due_date,
+        discount_bps=options.get("discount_bps", 0),
+        discount_deadline=options.get("discount_deadline", 0),
+        late_fee_bps=options.get("late_fee_bps", 0),
+        late_fee_period=options.get("late_fee_period_s", 0),
+        late_fee_periods_max=options.get("late_fee_periods_max", 0),
+        partial_allowed=options.get("partial_allowed", False),
+        payer=options.get("payer") or ZERO_ADDRESS,
+        version=1,
+    )
+    state = rules.finalize(rules_state(row), terms=terms, token_decimals=token_decimals)
+    return _Issue(row, customer, state, new_salt(), due_date)
+
+
+def _check_credit_limits(session: Session, issues: Sequence[_Issue]) -> None:
+    """Refuse finalizing beyond a customer's credit limit (open balances + the new totals)."""
+    adding: dict[str, int] = defaultdict(int)
+    limited = {}
+    for issue in issues:
+        if issue.customer.credit_limit_minor is not None:
+            adding[issue.customer.id] += issue.row.total_minor
+            limited[issue.customer.id] = issue.customer
+    for customer_id, amount in adding.items():
+        open_balance = session.scalar(
+            select(
+                func.coalesce(
+                    func.sum(Invoice.total_minor - Invoice.credited_minor + Invoice.debited_minor - Invoice.paid_minor),
+                    0,
+                )
+            ).where(Invoice.customer_id == customer_id, Invoice.status.in_(("open", "partially_paid")))
+        )
+        limit = limited[customer_id].credit_limit_minor or 0
+        if int(open_balance or 0) + amount > limit:
+            raise Conflict(
+                f"customer {customer_id}: open balance {open_balance} + {amount} exceeds the credit limit {limit}",
+                code="credit_limit_exceeded",
+                param="customer",
+            )
+
+
+def _allocate_numbers(session: Session, series_counts: dict[str, int]) -> dict[str, int]:
+    """First number per series; bumping the counter takes its row lock until commit."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    first: dict[str, int] = {}
+    for series in sorted(series_counts):  # a fixed order: two bulk requests never deadlock
+        count = series_counts[series]
+        statement = insert(InvoiceSeries).values(series=series, next_number=1 + count)
+        statement = statement.on_conflict_do_update(
+            index_elements=["series"], set_={"next_number": InvoiceSeries.next_number + count}
+        ).returning(InvoiceSeries.next_number)
+        first[series] = int(session.execute(statement).scalar_one()) - count
+    return first
+
+
+def finalize_invoices(
+    session: Session, *, ledger_id: str, invoices: Sequence[Invoice], default_payee: str | None = None
+) -> list[Invoice]:
+    """Finalize drafts: numbers, terms version 1, `invoice_issued` entries, journal postings."""
+    created = now_s()
+    customer_ids = {row.customer_id for row in invoices}
+    customers = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))}
+    issues = [_prepare_issue(row, customers[row.customer_id], default_payee, created) for row in invoices]
+    _check_credit_limits(session, issues)
+    key = ledger_service.ledger_key(ledger_id)
+    documents = []
+    for issue in issues:
+        row = issue.row
+        documents.append(
+            ledger_service.NewEntry(
+                build_document(
+                    EntryKind.INVOICE_ISSUED,
+                    ledger_id=key,
+                    created=created,
+                    invoice_id=row.id,
+                    salt=issue.salt,
+                    customer_id=row.customer_id,
+                    currency=row.currency,
+                    lines=row.lines,
+                    subtotal_minor=row.subtotal_minor,
+                    tax_minor=row.tax_minor,
+                    total_minor=row.total_minor,
+                    due_date=issue.due_date,
+                    token_decimals=issue.state.token_decimals,
+                    terms=issue.state.terms,
+                ),
+                customer_id=row.customer_id,
+                invoice_id=row.id,
+            )
+        )
+    counts: dict[str, int] = defaultdict(int)
+    for row in invoices:
+        counts[row.series] += 1
+    next_number = _allocate_numbers(session, counts)
+    for issue in issues:
+        row = issue.row
+        number = next_number[row.series]
+        next_number[row.series] += 1
+        row.number_in_series, row.number = number, f"{row.series}-{number:06d}"
+        store_state(row, issue.state, created)
+        row.finalized_at, row.due_date = created, issue.due_date
+        row.salt, row.invoice_key = issue.salt, invoice_key(key, row.id, issue.salt)
+    session.flush()
+    appended = ledger_service.append_entries(session, ledger_id=ledger_id, entries=documents)
+    lines = []
+    for issue, entry in zip(issues, appended, strict=True):
+        row = issue.row
+        row.issued_sequence = entry.sequence
+        lines.append(
+            (
+                row,
+                entry.sequence,
+                [
+                    Line(Account.RECEIVABLE, row.total_minor),
+                    Line(Account.REVENUE, -row.subtotal_minor),
+                    Line(Account.TAX_PAYABLE, -row.tax_minor),
+                ],
+            )
+        )
+    journal.post_many(
+        session,
+        ledger_id=ledger_id,
+        created=created,
+        postings=[
+            journal.Posting(
+                currency=row.currency,
+                lines=posting,
+                entry_sequence=sequence,
+                customer_id=row.customer_id,
+                invoice_id=row.id,
+            )
+            for row, sequence, posting in lines
+        ],
+    )
+    return list(invoices)
+
+
+# --- Void and write-off ------------------------------------------------------------------------
+def invoice_lines_by_account(session: Session, invoice_id: str) -> dict[str, int]:
+    rows = session.execute(
+        select(JournalLine.account, func.sum(JournalLine.amount_minor))
+        .where(JournalLine.invoice_id == invoice_id)
+        .group_by(JournalLine.account)
+    )
+    return {account: int(total) for account, total in rows}
+
+
+def amount_due(row: Invoice) -> int:
+    """The ledger's balance identity: issued - credits + debits - payments."""
+    if row.status == "draft":
+        return row.total_minor
+    return row.total_minor - row.credited_minor + row.debited_minor - row.paid_minor
+
+
+def envelope(row: Invoice, ledger_id: str, created: int) -> dict[str, Any]:
+    """The fields every invoice entry document starts with."""
+    return {
+        "ledger_id": ledger_service.ledger_key(ledger_id),
+        "created": created,
+        "invoice_id": row.id,
+        "salt": row.salt,
+    }
+
+
+def append_for(
+    session: Session, *, ledger_id: str, row: Invoice, documents: Sequence[dict[str, Any]]
+) -> list[ledger_service.AppendedEntry]:
+    return ledger_service.append_entries(
+        session,
+        ledger_id=ledger_id,
+        entries=[
+            ledger_service.NewEntry(document, customer_id=row.customer_id, invoice_id=row.id) for document in documents
+        ],
+    )
+
+
+def void_invoice(session: Session, *, ledger_id: str, invoice_id: str, reason: str = "") -> Invoice:
+    """Cancel a draft or an open invoice nothing was paid on. A finalized one gets `invoice_voided`
+    (its terms are cancelled) and its receivable, revenue and tax are reversed."""
+    row = get_invoice(session, invoice_id=invoice_id, for_update=True)
+    was_draft = row.status == "draft"
+    state = rules.void(rules_state(row))
+    created = now_s()
+    store_state(row, state, created)
+    row.voided_at = created
+    if was_draft:  # never in the ledger: nothing to record or reverse
+        return row
+    document = build_document(EntryKind.INVOICE_VOIDED, reason=reason, **envelope(row, ledger_id, created))
+    reversal = [
+        Line(Account(account), -total)
+        for account, total in invoice_lines_by_account(session, row.id).items()
+        if account in (Account.RECEIVABLE, Account.REVENUE, Account.TAX_PAYABLE)
+    ]
+    session.flush()
+    (entry,) = append_for(session, ledger_id=ledger_id, row=row, documents=[document])
+    journal.post(
+        session,
+        ledger_id=ledger_id,
+        currency=row.currency,
+        lines=reversal,
+        created=created,
+        entry_sequence=entry.sequence,
+        customer_id=row.customer_id,
+        invoice_id=row.id,
+    )
+    return row
+
+
+def mark_uncollectible(session: Session, *, ledger_id: str, invoice_id: str, reason: str = "") -> Invoice:
+    """Write the balance off to bad debt (`write_off` entry). The balance stays owed: a later
+    payment still settles it (and is booked as a bad-debt recovery)."""
+    row = get_invoice(session, invoice_id=invoice_id, for_update=True)
+    state = rules.mark_uncollectible(rules_state(row))
+    created = now_s()
+    written_off = state.written_off_minor
+    document = build_document(
+        EntryKind.WRITE_OFF,
+        currency=row.currency,
+        amount_minor=written_off,
+        reason=reason,
+        **envelope(row, ledger_id, created),
+    )
+    store_state(row, state, created)
+    row.marked_uncollectible_at = created
+    session.flush()
+    (entry,) = append_for(session, ledger_id=ledger_id, row=row, documents=[document])
+    journal.post(
+        session,
+        ledger_id=ledger_id,
+        currency=row.currency,
+        created=created,
+        lines=[Line(Account.BAD_DEBT, written_off), Line(Account.RECEIVABLE, -written_off)],
+        entry_sequence=entry.sequence,
+        customer_id=row.customer_id,
+        invoice_id=row.id,
+    )
+    return row
