@@ -102,7 +102,7 @@ class Writer:
         where = (IdempotencyRecord.api_key_id == self.principal.key_id, IdempotencyRecord.key == self.key)
         with transaction(self.state.sessions) as session:
             dialect = session.get_bind().dialect.name
-            insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(IdempotencyRecord)
+            insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(IdempotencyRecord.__table__)
             inserted = session.execute(
                 insert.values(
                     api_key_id=self.principal.key_id,
@@ -111,9 +111,11 @@ class Writer:
                     status="in_flight",
                     created=now,
                     locked_at=now,
-                ).on_conflict_do_nothing(index_elements=["api_key_id", "key"])
+                )
+                .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
+                .returning(IdempotencyRecord.__table__.c.key)
             )
-            if inserted.rowcount == 1:
+            if inserted.first() is not None:  # RETURNING, not rowcount: drivers differ on the latter
                 return None
             row = session.execute(select(IdempotencyRecord).where(*where).with_for_update()).scalar_one()
             if bytes(row.request_hash) != self.request_hash:
