@@ -62,12 +62,14 @@ class MemoryNodeStore:
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
         levels = self._levels
+        nodes: list[bytes] = []
         try:
-            nodes = [levels[level][index] for level, index in keys]
+            for level, index in keys:
+                if level < 0 or index < 0:  # Python would read from the end of the list
+                    raise IndexError
+                nodes.append(levels[level][index])
         except IndexError:
             raise NodeMissing(f"node store lacks one of {list(keys)[:8]}") from None
-        if any(level < 0 or index < 0 for level, index in keys):
-            raise NodeMissing("negative node key")  # Python would have read from the end
         return nodes
 
     def put_nodes(self, nodes: Sequence[NewNode]) -> None:
@@ -140,9 +142,7 @@ def _check_frontier(frontier: Sequence[bytes], size: int) -> None:
         raise LogCorrupted(f"frontier has {len(frontier)} hashes, size {size} needs popcount")
 
 
-def append(
-    frontier: Sequence[bytes], size: int, leaf_hash: bytes
-) -> tuple[list[bytes], list[NewNode]]:
+def append(frontier: Sequence[bytes], size: int, leaf_hash: bytes) -> tuple[list[bytes], list[NewNode]]:
     """Append one leaf hash to a head `(frontier, size)`.
 
     Returns the new frontier and the perfect nodes completed by this leaf (the leaf itself at
@@ -195,10 +195,7 @@ def append_batch(
         if len(row) & 1:
             frontier_by_level[level] = row[-1]
         lefts, rights = row[::2], row[1::2]  # an odd last node stays behind, in the frontier
-        run = [
-            sha(node_prefix + left + right).digest()
-            for left, right in zip(lefts, rights, strict=False)
-        ]
+        run = [sha(node_prefix + left + right).digest() for left, right in zip(lefts, rights, strict=False)]
     new_frontier = [frontier_by_level[level] for level in sorted(frontier_by_level, reverse=True)]
     _check_frontier(new_frontier, new_size)
     return new_frontier, runs
@@ -206,11 +203,7 @@ def append_batch(
 
 def runs_to_nodes(runs: Sequence[NodeRun]) -> list[NewNode]:
     """Flatten `append_batch` runs into `(level, index, hash)` rows for a node store."""
-    return [
-        (level, first + offset, hash_)
-        for level, first, hashes in runs
-        for offset, hash_ in enumerate(hashes)
-    ]
+    return [(level, first + offset, hash_) for level, first, hashes in runs for offset, hash_ in enumerate(hashes)]
 
 
 # --- Proof shapes (which subtree hashes a proof lists) -----------------------------------------
@@ -238,7 +231,7 @@ def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
     ranges: list[tuple[int, int]] = []
     low, high = 0, size
     while high - low > 1:
-        middle = low + _split(high - low)
+        middle = low + (1 << ((high - low - 1).bit_length() - 1))  # RFC split: largest 2**k < n
         if index < middle:
             ranges.append((middle, high))
             high = middle
@@ -275,16 +268,29 @@ def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
 
 def _hashes_for_ranges(store: NodeStore, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
     """MTH of each range, with a single batched read of all the perfect nodes involved."""
-    groups = [subtree_keys(start, end) for start, end in ranges]
-    keys = [key for group in groups for key in group]
+    keys: list[NodeKey] = []
+    counts: list[int] = []  # how many perfect nodes make up each range
+    for start, end in ranges:
+        width = end - start
+        if width & (width - 1) == 0 and start & (width - 1) == 0:  # one perfect node
+            level = width.bit_length() - 1
+            keys.append((level, start >> level))
+            counts.append(1)
+        else:
+            group = subtree_keys(start, end)
+            keys.extend(group)
+            counts.append(len(group))
     nodes = store.get_nodes(keys) if keys else []
-    if len(nodes) != len(keys) or any(len(node) != limits.hash_bytes for node in nodes):
+    if len(nodes) != len(keys):
         raise NodeMissing(f"node store returned {len(nodes)} nodes for {len(keys)} keys")
+    for node in nodes:
+        if len(node) != limits.hash_bytes:
+            raise NodeMissing("node store returned a hash that is not 32 bytes")
     result: list[bytes] = []
     position = 0
-    for group in groups:
-        result.append(fold_right(nodes[position : position + len(group)]))
-        position += len(group)
+    for count in counts:
+        result.append(nodes[position] if count == 1 else fold_right(nodes[position : position + count]))
+        position += count
     return result
 
 
@@ -315,9 +321,7 @@ def _check_hashes(proof: Sequence[bytes], hashes_max: int) -> None:
             raise InvalidProof("every proof element must be a 32-byte hash")
 
 
-def root_from_inclusion_proof(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
     """The root that `proof` yields for `leaf_hash` at `index` in a tree of `size`, or
     InvalidProof if the proof's length does not fit (index, size)."""
     _check_size(size, "size")
@@ -344,9 +348,7 @@ def root_from_inclusion_proof(
     return result
 
 
-def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> bool:
+def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
     """True iff `proof` shows `leaf_hash` at `index` in the tree of `size` with head `root`."""
     try:
         return root_from_inclusion_proof(leaf_hash, index, size, proof) == root
@@ -354,9 +356,7 @@ def verify_inclusion(
         return False
 
 
-def _consistency_roots(
-    old_size: int, new_size: int, old_root: bytes, proof: Sequence[bytes]
-) -> tuple[bytes, bytes]:
+def _consistency_roots(old_size: int, new_size: int, old_root: bytes, proof: Sequence[bytes]) -> tuple[bytes, bytes]:
     """RFC 9162 2.1.4.2 steps 2-7 for 0 < m < n: the (old, new) roots the proof yields."""
     if not proof:
         raise InvalidProof("empty consistency proof for m < n")
@@ -386,9 +386,7 @@ def _consistency_roots(
     return old_result, new_result
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> bool:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
     """True iff `proof` shows the tree `(new_size, new_root)` extends `(old_size, old_root)`."""
     try:
         _check_size(old_size, "old_size")
