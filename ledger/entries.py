@@ -8,6 +8,7 @@ input is the ABI encoding of `(leafVersion, kind, sequence, subject, documentHas
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import secrets
@@ -131,9 +132,7 @@ def _abi_types(with_terms: bool) -> tuple[str, ...]:
     return (*LEAF_HEAD_ABI_TYPES, TERMS_ABI_TYPE) if with_terms else LEAF_HEAD_ABI_TYPES
 
 
-def leaf_input(
-    kind: EntryKind, sequence: int, subject: bytes, document_hash: bytes, terms: Terms | None
-) -> bytes:
+def leaf_input(kind: EntryKind, sequence: int, subject: bytes, document_hash: bytes, terms: Terms | None) -> bytes:
     """ABI encoding of `(uint8 1, uint16 kind, uint64 sequence, bytes32 subject,
     bytes32 documentHash[, Terms terms])`: 160 bytes, or 544 with terms (formats.md)."""
     kind = EntryKind(kind)
@@ -191,9 +190,7 @@ def parse_leaf_input(data: bytes) -> LeafFields:
 
 
 def _cross_field_checks(kind: EntryKind, document: dict[str, Any]) -> None:
-    if kind is EntryKind.PAYMENT_BOOKED and (document["source"] == "onchain") != (
-        "chain" in document
-    ):
+    if kind is EntryKind.PAYMENT_BOOKED and (document["source"] == "onchain") != ("chain" in document):
         raise InvalidDocument("payment_booked has `chain` exactly when source is onchain")
     if kind is EntryKind.CREDIT_NOTE and (
         document["applied_minor"] + document["to_customer_credit_minor"] != document["amount_minor"]
@@ -201,9 +198,9 @@ def _cross_field_checks(kind: EntryKind, document: dict[str, Any]) -> None:
         raise InvalidDocument("credit_note: applied + to_customer_credit must equal amount")
     if kind is EntryKind.INVOICE_ISSUED:
         lines = document["lines"]
-        if document["subtotal_minor"] != sum(line["net_minor"] for line in lines) or document[
-            "tax_minor"
-        ] != sum(line["tax_minor"] for line in lines):
+        if document["subtotal_minor"] != sum(line["net_minor"] for line in lines) or document["tax_minor"] != sum(
+            line["tax_minor"] for line in lines
+        ):
             raise InvalidDocument("invoice_issued: totals do not match the lines")
         if document["total_minor"] != document["subtotal_minor"] + document["tax_minor"]:
             raise InvalidDocument("invoice_issued: total != subtotal + tax")
@@ -220,9 +217,7 @@ def validate_document(document: object) -> EntryKind:
     return kind
 
 
-def build_document(
-    kind: EntryKind, *, ledger_id: bytes, created: int, **fields: Any
-) -> dict[str, Any]:
+def build_document(kind: EntryKind, *, ledger_id: bytes, created: int, **fields: Any) -> dict[str, Any]:
     """Assemble and validate a document: envelope + the kind's fields (`Terms` and bytes32
     values are converted to their JSON forms)."""
     require_bytes32(ledger_id, "ledger_id", error=InvalidDocument)
@@ -280,6 +275,8 @@ class Entry:
 
     def __post_init__(self) -> None:
         require_uint(self.sequence, "sequence", SEQUENCE_MAX)
+        # Own a copy: a caller mutating its dict later must not desync the derived fields.
+        object.__setattr__(self, "document", copy.deepcopy(self.document))
         kind = validate_document(self.document)
         canonical = canonical_json(self.document)
         derived = {

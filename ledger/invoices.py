@@ -170,6 +170,24 @@ class Applied:
     terms: Terms | None
 
 
+def issued_document_fields(invoice: Invoice) -> dict[str, Any]:
+    """The amount fields of an `invoice_issued` document for a finalized invoice: currency,
+    lines, subtotal, tax, total, token decimals and terms (ledger.entries.build_document adds
+    the envelope, invoice_id, salt, customer_id and due_date)."""
+    if invoice.terms is None or invoice.token_decimals is None:
+        raise InvoiceError("only a finalized invoice has issued-document fields")
+    totals = invoice.totals
+    return {
+        "currency": invoice.currency,
+        "lines": [line.to_document() for line in invoice.lines],
+        "subtotal_minor": totals.subtotal_minor,
+        "tax_minor": totals.tax_minor,
+        "total_minor": totals.total_minor,
+        "token_decimals": invoice.token_decimals,
+        "terms": invoice.terms,
+    }
+
+
 def _require(invoice: Invoice, operation: str) -> None:
     if invoice.status not in ALLOWED_FROM[operation]:
         raise IllegalTransition(f"cannot {operation.replace('_', ' ')} a {invoice.status} invoice")

@@ -13,9 +13,7 @@ from ledger.errors import FloatNotAllowed, InvalidDocument
 def test_rfc8785_ordering_and_escapes() -> None:
     document = {"b": [True, None, -1], "a": "é\n\u2028", "€": 1, "\u0080": 2, "10": 0, "1": 0}
     # Keys sort by UTF-16 code units; non-ASCII stays literal UTF-8; only controls are escaped.
-    assert canonical_json(document) == (
-        '{"1":0,"10":0,"a":"é\\n\u2028","b":[true,null,-1],"\u0080":2,"€":1}'.encode()
-    )
+    assert canonical_json(document) == ('{"1":0,"10":0,"a":"é\\n\u2028","b":[true,null,-1],"\u0080":2,"€":1}'.encode())
 
 
 def test_document_hash_is_sha256_of_canonical_bytes() -> None:

@@ -66,10 +66,7 @@ def test_receipts_validate_against_the_schema() -> None:
 def test_receipts_verify_offline_after_a_json_round_trip() -> None:
     for receipt in RECEIPTS:
         assert verify_receipt_offline(json.loads(json.dumps(receipt))) == list(OFFLINE_CHECKS)
-        assert (
-            receipt_leaf_hash(receipt)
-            == Entry(receipt["leaf_index"], receipt["document"]).leaf_hash()
-        )
+        assert receipt_leaf_hash(receipt) == Entry(receipt["leaf_index"], receipt["document"]).leaf_hash()
 
 
 def _set(path: str, value: Any) -> Any:
@@ -88,11 +85,7 @@ def _set(path: str, value: Any) -> Any:
 
 def _flip_hex(text: str, position: int = -1) -> str:
     digit = text[position]
-    return (
-        text[:position]
-        + ("0" if digit != "0" else "1")
-        + (text[position + 1 :] if position != -1 else "")
-    )
+    return text[:position] + ("0" if digit != "0" else "1") + (text[position + 1 :] if position != -1 else "")
 
 
 TAMPERINGS = [
