@@ -23,8 +23,7 @@ def _check_value(value: object, depth: int, path: str) -> None:
         return
     if isinstance(value, float):
         raise FloatNotAllowed(
-            f"{path}: floats are not allowed in documents; use integer minor units or a "
-            "decimal string",
+            f"{path}: floats are not allowed in documents; use integer minor units or a decimal string",
             param=path,
         )
     if isinstance(value, int):
@@ -55,9 +54,7 @@ def canonical_json(obj: object) -> bytes:
     except (rfc8785.CanonicalizationError, UnicodeEncodeError) as error:
         raise InvalidDocument(f"cannot canonicalize: {error}") from error
     if len(encoded) > limits.document_bytes_max:
-        raise InvalidDocument(
-            f"canonical document is {len(encoded)} bytes, more than {limits.document_bytes_max}"
-        )
+        raise InvalidDocument(f"canonical document is {len(encoded)} bytes, more than {limits.document_bytes_max}")
     return encoded
 
 

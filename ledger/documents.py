@@ -237,9 +237,7 @@ def _validate_object(value: object, typed_dict: type, path: str) -> None:
     extra = set(value) - set(hints)
     missing = required - set(value)
     if extra or missing:
-        raise InvalidDocument(
-            f"{path}: unexpected keys {sorted(extra)}, missing keys {sorted(missing)}", param=path
-        )
+        raise InvalidDocument(f"{path}: unexpected keys {sorted(extra)}, missing keys {sorted(missing)}", param=path)
     for key, item in value.items():
         validate_value(item, hints[key], f"{path}.{key}")
 

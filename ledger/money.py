@@ -73,9 +73,7 @@ class Money:
     def __post_init__(self) -> None:
         amount = require_int(self.amount_minor, "amount_minor")
         if abs(amount) > limits.amount_minor_abs_max:
-            raise AmountOutOfRange(
-                f"|amount_minor| must be <= {limits.amount_minor_abs_max}", param="amount_minor"
-            )
+            raise AmountOutOfRange(f"|amount_minor| must be <= {limits.amount_minor_abs_max}", param="amount_minor")
         object.__setattr__(self, "currency", currency_code(self.currency))
 
     @classmethod
@@ -190,8 +188,7 @@ def from_token_units(amount_token: int, currency_exponent: int, token_decimals: 
     quotient, remainder = divmod(amount, _POW10[decimals - exponent])
     if remainder:
         raise InexactConversion(
-            f"{amount} token units ({decimals} decimals) is not a whole number of minor units "
-            f"(exponent {exponent})",
+            f"{amount} token units ({decimals} decimals) is not a whole number of minor units (exponent {exponent})",
             param="amount_token",
         )
     return quotient

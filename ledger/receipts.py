@@ -179,9 +179,7 @@ def _verify_proof(receipt: dict[str, Any], leaf: bytes) -> None:
     tree_size = _uint(receipt["tree_size"], "tree_size", limits.tree_size_max)
     root = _hex(receipt, "root", 32)
     try:
-        proof = [
-            from_hex(item, length=32, error=LedgerError) for item in receipt["inclusion_proof"]
-        ]
+        proof = [from_hex(item, length=32, error=LedgerError) for item in receipt["inclusion_proof"]]
         index = receipt["leaf_index"]
         computed = root_from_inclusion_proof(leaf_hash(leaf), index, tree_size, proof)
     except LedgerError as error:

@@ -85,9 +85,7 @@ class Terms:
         if self.version < 1:
             raise InvalidTerms("version starts at 1", param="version")
         if self.late_fee_bps > 0 and self.late_fee_period == 0:
-            raise InvalidTerms(
-                "late_fee_period must be > 0 when late_fee_bps > 0", param="late_fee_period"
-            )
+            raise InvalidTerms("late_fee_period must be > 0 when late_fee_bps > 0", param="late_fee_period")
 
     def abi_tuple(self) -> tuple[str, str, int, int, int, int, int, int, int, bool, str, int]:
         """The struct's values in Solidity field order, for `eth_abi.encode([TERMS_ABI_TYPE])`."""
