@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # can be downloaded on these machines (TOOLCHAIN.md).
 os.environ.setdefault("SOLCX_BINARY_PATH", str(REPO_ROOT / "contracts" / ".solcx"))
 
-from contract_kit import deploy, running_anvil, send, snapshot  # noqa: E402
+from contract_kit import deploy, fast_web3, running_anvil, send, snapshot  # noqa: E402
 
 TOKEN_UNIT = 10**6  # TestStablecoin has 6 decimals
 PAYER_FUNDS = 10**12 * TOKEN_UNIT
@@ -42,7 +42,7 @@ class Deployment:
 @pytest.fixture(scope="session")
 def contracts_w3() -> Iterator[Web3]:
     with running_anvil() as url:
-        yield Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+        yield fast_web3(url)
 
 
 @pytest.fixture(scope="session")

@@ -68,41 +68,77 @@ def test_a_replayed_payment_is_refused(setup) -> None:
     d, book, invoice = setup
     request = book.request(invoice, 100 * UNIT)
     send(d.w3, d.settlement.functions.pay(request), d.payer)
-    expect_revert(d.settlement.functions.pay(request), {"from": d.payer}, "InvoiceSettlementAlreadyPaid",
-                  invoice.key, 100 * UNIT)
+    expect_revert(
+        d.settlement.functions.pay(request), {"from": d.payer}, "InvoiceSettlementAlreadyPaid", invoice.key, 100 * UNIT
+    )
 
 
 def test_partial_payment_only_where_the_terms_allow_it_and_never_more_than_remains(setup) -> None:
     d, book, invoice = setup
-    expect_revert(d.settlement.functions.pay(book.request(invoice, 40 * UNIT)), {"from": d.payer},
-                  "InvoiceSettlementPartialNotAllowed", invoice.key, 40 * UNIT, 100 * UNIT)
-    expect_revert(d.settlement.functions.pay(book.request(invoice, 100 * UNIT + 1)), {"from": d.payer},
-                  "InvoiceSettlementOverpayment", invoice.key, 100 * UNIT + 1, 100 * UNIT)
+    expect_revert(
+        d.settlement.functions.pay(book.request(invoice, 40 * UNIT)),
+        {"from": d.payer},
+        "InvoiceSettlementPartialNotAllowed",
+        invoice.key,
+        40 * UNIT,
+        100 * UNIT,
+    )
+    expect_revert(
+        d.settlement.functions.pay(book.request(invoice, 100 * UNIT + 1)),
+        {"from": d.payer},
+        "InvoiceSettlementOverpayment",
+        invoice.key,
+        100 * UNIT + 1,
+        100 * UNIT,
+    )
     partial = book.add_invoice(replace(invoice.terms, partial_allowed=True))
     book.anchor(d.w3, d.anchor, d.anchorer)
     send(d.w3, d.settlement.functions.pay(book.request(partial, 40 * UNIT)), d.payer)
     assert d.settlement.functions.remainingNow(partial.key, terms_tuple(partial.terms)).call() == 60 * UNIT
-    expect_revert(d.settlement.functions.pay(book.request(partial, 61 * UNIT)), {"from": d.payer},
-                  "InvoiceSettlementOverpayment", partial.key, 61 * UNIT, 60 * UNIT)
+    expect_revert(
+        d.settlement.functions.pay(book.request(partial, 61 * UNIT)),
+        {"from": d.payer},
+        "InvoiceSettlementOverpayment",
+        partial.key,
+        61 * UNIT,
+        60 * UNIT,
+    )
     receipt = send(d.w3, d.settlement.functions.pay(book.request(partial, 60 * UNIT)), d.payer)
     (event,) = d.settlement.events.InvoicePaid().process_receipt(receipt)
     assert (event.args.amount, event.args.totalPaid) == (60 * UNIT, 100 * UNIT)
-    expect_revert(d.settlement.functions.pay(book.request(partial, 1)), {"from": d.payer},
-                  "InvoiceSettlementAlreadyPaid", partial.key, 100 * UNIT)
+    expect_revert(
+        d.settlement.functions.pay(book.request(partial, 1)),
+        {"from": d.payer},
+        "InvoiceSettlementAlreadyPaid",
+        partial.key,
+        100 * UNIT,
+    )
 
 
 def test_zero_amount_is_refused(setup) -> None:
     d, book, invoice = setup
-    expect_revert(d.settlement.functions.pay(book.request(invoice, 0)), {"from": d.payer},
-                  "InvoiceSettlementZeroAmount", invoice.key)
+    expect_revert(
+        d.settlement.functions.pay(book.request(invoice, 0)),
+        {"from": d.payer},
+        "InvoiceSettlementZeroAmount",
+        invoice.key,
+    )
 
 
 def test_discount_and_late_fee_follow_the_block_time_exactly_as_python_computes(fresh) -> None:
     d = fresh
     now = latest_timestamp(d.w3)
-    terms = make_terms(d.payee, d.token.address, 1_234_567_891, now + 10 * DAY_S, discount_bps=250,
-                       discount_deadline=now + 2 * DAY_S, late_fee_bps=150, late_fee_period=7 * DAY_S,
-                       late_fee_periods_max=3)
+    terms = make_terms(
+        d.payee,
+        d.token.address,
+        1_234_567_891,
+        now + 10 * DAY_S,
+        discount_bps=250,
+        discount_deadline=now + 2 * DAY_S,
+        late_fee_bps=150,
+        late_fee_period=7 * DAY_S,
+        late_fee_periods_max=3,
+    )
     book = Book()
     early, late = book.add_invoice(terms), book.add_invoice(terms)
     book.anchor(d.w3, d.anchor, d.anchorer)
@@ -120,8 +156,11 @@ def test_discount_and_late_fee_follow_the_block_time_exactly_as_python_computes(
     d.w3.provider.make_request("evm_mine", [])
     assert d.settlement.functions.amountDueNow(terms_tuple(terms)).call() == with_fee
     # The next block is one second later; still inside the second period.
-    expect_revert(d.settlement.functions.pay(book.request(late, with_fee - 1)), {"from": d.payer},
-                  "InvoiceSettlementPartialNotAllowed")
+    expect_revert(
+        d.settlement.functions.pay(book.request(late, with_fee - 1)),
+        {"from": d.payer},
+        "InvoiceSettlementPartialNotAllowed",
+    )
     send(d.w3, d.settlement.functions.pay(book.request(late, with_fee)), d.payer)
     assert d.settlement.functions.paidOf(late.key).call() == with_fee
 
@@ -140,8 +179,14 @@ def test_terms_changed_in_any_field_are_not_in_the_log(setup) -> None:
     ]
     for request in tampered:
         value = amount if request[3][1] == ZERO_ADDRESS else 0  # the native-coin variant sends value
-        expect_revert(d.settlement.functions.pay(request), {**tx, "value": value}, "InvoiceSettlementNotIncluded",
-                      invoice.key, invoice.index, size)
+        expect_revert(
+            d.settlement.functions.pay(request),
+            {**tx, "value": value},
+            "InvoiceSettlementNotIncluded",
+            invoice.key,
+            invoice.index,
+            size,
+        )
     request = list(book.request(invoice, amount))
     request[2] = secrets.token_bytes(32)  # another document hash
     expect_revert(d.settlement.functions.pay(tuple(request)), tx, "InvoiceSettlementNotIncluded")
@@ -159,12 +204,19 @@ def test_kinds_without_terms_and_unanchored_sizes_are_refused(setup) -> None:
     d, book, invoice = setup
     tx = {"from": d.payer}
     for kind in (0, 4, 5, 9, 11, 12):
-        expect_revert(d.settlement.functions.pay(book.request(invoice, 100 * UNIT, kind=kind)), tx,
-                      "InvoiceSettlementKindWithoutTerms", kind)
+        expect_revert(
+            d.settlement.functions.pay(book.request(invoice, 100 * UNIT, kind=kind)),
+            tx,
+            "InvoiceSettlementKindWithoutTerms",
+            kind,
+        )
     proof = book.log.inclusion_proof(invoice.index, invoice.index + 1)
-    expect_revert(d.settlement.functions.pay(book.request(invoice, 100 * UNIT, tree_size=invoice.index + 1,
-                                                          proof=proof)),
-                  tx, "InvoiceSettlementTreeSizeNotAnchored", invoice.index + 1)
+    expect_revert(
+        d.settlement.functions.pay(book.request(invoice, 100 * UNIT, tree_size=invoice.index + 1, proof=proof)),
+        tx,
+        "InvoiceSettlementTreeSizeNotAnchored",
+        invoice.index + 1,
+    )
 
 
 def test_an_earlier_anchored_head_still_proves_the_invoice(setup) -> None:
@@ -178,28 +230,41 @@ def test_an_earlier_anchored_head_still_proves_the_invoice(setup) -> None:
 def test_superseded_and_cancelled_terms_are_refused(setup) -> None:
     d, book, invoice = setup
     tx = {"from": d.payer}
-    credited = book.add_invoice(replace(invoice.terms, amount_due=70 * UNIT, version=2), key=invoice.key,
-                                kind=EntryKind.CREDIT_NOTE)
+    credited = book.add_invoice(
+        replace(invoice.terms, amount_due=70 * UNIT, version=2), key=invoice.key, kind=EntryKind.CREDIT_NOTE
+    )
     book.anchor(d.w3, d.anchor, d.anchorer, [(invoice.key, 2)])
     # The stale version 1 no longer pays, even though its leaf is still in the log.
-    expect_revert(d.settlement.functions.pay(book.request(invoice, 100 * UNIT)), tx,
-                  "InvoiceSettlementTermsSuperseded", invoice.key, 1, 2)
+    expect_revert(
+        d.settlement.functions.pay(book.request(invoice, 100 * UNIT)),
+        tx,
+        "InvoiceSettlementTermsSuperseded",
+        invoice.key,
+        1,
+        2,
+    )
     send(d.w3, d.settlement.functions.pay(book.request(credited, 70 * UNIT)), d.payer)
 
     other = book.add_invoice(replace(invoice.terms, amount_due=5 * UNIT))
     book.anchor(d.w3, d.anchor, d.anchorer)
     book.add_filler(1)  # the void entry
     book.anchor(d.w3, d.anchor, d.anchorer, [(other.key, CANCELLED)])
-    expect_revert(d.settlement.functions.pay(book.request(other, 5 * UNIT)), tx,
-                  "InvoiceSettlementInvoiceCancelled", other.key)
+    expect_revert(
+        d.settlement.functions.pay(book.request(other, 5 * UNIT)), tx, "InvoiceSettlementInvoiceCancelled", other.key
+    )
 
 
 def test_a_payer_the_terms_exclude_is_refused(setup) -> None:
     d, book, _ = setup
     restricted = book.add_invoice(make_terms(d.payee, d.token.address, 9 * UNIT, 2**40, payer=d.other.lower()))
     book.anchor(d.w3, d.anchor, d.anchorer)
-    expect_revert(d.settlement.functions.pay(book.request(restricted, 9 * UNIT)), {"from": d.payer},
-                  "InvoiceSettlementPayerExcluded", restricted.key, d.other)
+    expect_revert(
+        d.settlement.functions.pay(book.request(restricted, 9 * UNIT)),
+        {"from": d.payer},
+        "InvoiceSettlementPayerExcluded",
+        restricted.key,
+        d.other,
+    )
     send(d.w3, d.token.functions.transfer(d.other, 9 * UNIT), d.payer)
     send(d.w3, d.token.functions.approve(d.settlement.address, 9 * UNIT), d.other)
     send(d.w3, d.settlement.functions.pay(book.request(restricted, 9 * UNIT)), d.other)
@@ -214,12 +279,21 @@ def test_native_coin_goes_to_the_payee_and_value_must_match(fresh) -> None:
     stuck = book.add_invoice(make_terms(d.harness.address, ZERO_ADDRESS, 10**18, 2**40))
     book.anchor(d.w3, d.anchor, d.anchorer)
     pay = d.settlement.functions.pay
-    expect_revert(pay(book.request(invoice, 3 * 10**18)), {"from": d.payer, "value": 10**18},
-                  "InvoiceSettlementValueMismatch", 10**18, 3 * 10**18)
-    expect_revert(pay(book.request(erc20, UNIT)), {"from": d.payer, "value": 1},
-                  "InvoiceSettlementValueMismatch", 1, 0)
-    expect_revert(pay(book.request(stuck, 10**18)), {"from": d.payer, "value": 10**18},
-                  "InvoiceSettlementNativeTransferFailed", d.harness.address, 10**18)
+    expect_revert(
+        pay(book.request(invoice, 3 * 10**18)),
+        {"from": d.payer, "value": 10**18},
+        "InvoiceSettlementValueMismatch",
+        10**18,
+        3 * 10**18,
+    )
+    expect_revert(pay(book.request(erc20, UNIT)), {"from": d.payer, "value": 1}, "InvoiceSettlementValueMismatch", 1, 0)
+    expect_revert(
+        pay(book.request(stuck, 10**18)),
+        {"from": d.payer, "value": 10**18},
+        "InvoiceSettlementNativeTransferFailed",
+        d.harness.address,
+        10**18,
+    )
     before = d.w3.eth.get_balance(d.payee)
     send(d.w3, pay(book.request(invoice, 3 * 10**18)), d.payer, value=3 * 10**18)
     assert d.w3.eth.get_balance(d.payee) == before + 3 * 10**18
@@ -238,14 +312,24 @@ def _hostile_invoice(d, name: str):
 
 def test_fee_on_transfer_token_is_refused(fresh) -> None:
     token, book, invoice = _hostile_invoice(fresh, "FeeOnTransferToken")
-    expect_revert(fresh.settlement.functions.pay(book.request(invoice, 10 * UNIT)), {"from": fresh.payer},
-                  "InvoiceSettlementTransferMismatch", token.address, 10 * UNIT, 10 * UNIT - UNIT // 10)
+    expect_revert(
+        fresh.settlement.functions.pay(book.request(invoice, 10 * UNIT)),
+        {"from": fresh.payer},
+        "InvoiceSettlementTransferMismatch",
+        token.address,
+        10 * UNIT,
+        10 * UNIT - UNIT // 10,
+    )
 
 
 def test_token_returning_false_is_refused(fresh) -> None:
     token, book, invoice = _hostile_invoice(fresh, "ReturnsFalseToken")
-    expect_revert(fresh.settlement.functions.pay(book.request(invoice, 10 * UNIT)), {"from": fresh.payer},
-                  "SafeERC20FailedOperation", token.address)
+    expect_revert(
+        fresh.settlement.functions.pay(book.request(invoice, 10 * UNIT)),
+        {"from": fresh.payer},
+        "SafeERC20FailedOperation",
+        token.address,
+    )
 
 
 def test_token_calling_back_into_pay_is_refused_by_the_reentrancy_guard(fresh) -> None:
@@ -257,10 +341,16 @@ def test_token_calling_back_into_pay_is_refused_by_the_reentrancy_guard(fresh) -
         args = [book.request(second, 10 * UNIT)]
         callback = d.settlement.encode_abi(entry, args=[args] if entry == "payBatch" else args)
         send(d.w3, token.functions.arm(d.settlement.address, callback), d.admin)
-        expect_revert(d.settlement.functions.pay(book.request(invoice, 10 * UNIT)), {"from": d.payer},
-                      "ReentrancyGuardReentrantCall")
-        expect_revert(d.settlement.functions.payBatch([book.request(invoice, 10 * UNIT)]), {"from": d.payer},
-                      "ReentrancyGuardReentrantCall")
+        expect_revert(
+            d.settlement.functions.pay(book.request(invoice, 10 * UNIT)),
+            {"from": d.payer},
+            "ReentrancyGuardReentrantCall",
+        )
+        expect_revert(
+            d.settlement.functions.payBatch([book.request(invoice, 10 * UNIT)]),
+            {"from": d.payer},
+            "ReentrancyGuardReentrantCall",
+        )
     assert d.settlement.functions.paidOf(second.key).call() == 0
 
 
@@ -297,21 +387,37 @@ def test_batch_limits_value_and_cumulative_overpayment(fresh) -> None:
     expect_revert(batch([]), tx, "InvoiceSettlementBatchSize", 0, 64)
     expect_revert(batch([book.request(invoice, 1)] * 65), tx, "InvoiceSettlementBatchSize", 65, 64)
     # Two payments of one invoice in one batch count together against what is due.
-    expect_revert(batch([book.request(invoice, 3 * UNIT), book.request(invoice, 3 * UNIT)]), tx,
-                  "InvoiceSettlementOverpayment", invoice.key, 3 * UNIT, 2 * UNIT)
-    expect_revert(batch([book.request(native, 10**15)]), {**tx, "value": 10**15 - 1},
-                  "InvoiceSettlementValueMismatch", 10**15 - 1, 10**15)
+    expect_revert(
+        batch([book.request(invoice, 3 * UNIT), book.request(invoice, 3 * UNIT)]),
+        tx,
+        "InvoiceSettlementOverpayment",
+        invoice.key,
+        3 * UNIT,
+        2 * UNIT,
+    )
+    expect_revert(
+        batch([book.request(native, 10**15)]),
+        {**tx, "value": 10**15 - 1},
+        "InvoiceSettlementValueMismatch",
+        10**15 - 1,
+        10**15,
+    )
     # One bad request sinks the whole batch.
-    expect_revert(batch([book.request(native, 10**15), book.request(invoice, 0)]), {**tx, "value": 10**15},
-                  "InvoiceSettlementZeroAmount", invoice.key)
+    expect_revert(
+        batch([book.request(native, 10**15), book.request(invoice, 0)]),
+        {**tx, "value": 10**15},
+        "InvoiceSettlementZeroAmount",
+        invoice.key,
+    )
     send(d.w3, batch([book.request(invoice, 2 * UNIT), book.request(invoice, 3 * UNIT)]), d.payer)
     assert d.settlement.functions.paidOf(invoice.key).call() == 5 * UNIT
 
 
 def test_views_rebuild_the_same_leaf_hash_as_ledger(setup) -> None:
     d, book, invoice = setup
-    assert d.settlement.functions.leafHashOf(int(invoice.kind), invoice.index, invoice.key, invoice.document_hash,
-                                             terms_tuple(invoice.terms)).call() == book.leaf_hash(invoice)
+    assert d.settlement.functions.leafHashOf(
+        int(invoice.kind), invoice.index, invoice.key, invoice.document_hash, terms_tuple(invoice.terms)
+    ).call() == book.leaf_hash(invoice)
     assert book.leaf_hash(invoice) == book.log.store.get_nodes([(0, invoice.index)])[0]
     assert d.settlement.functions.ledgerAnchor().call() == d.anchor.address
     assert d.settlement.functions.amountDueNow(terms_tuple(invoice.terms)).call() == 100 * UNIT

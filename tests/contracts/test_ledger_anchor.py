@@ -109,8 +109,13 @@ def test_pause_stops_anchoring_only_for_the_pauser_and_keeps_roots_readable(fres
     anchor, w3 = fresh.anchor, fresh.w3
     book = _book(3)
     book.anchor(w3, anchor, fresh.anchorer)
-    expect_revert(anchor.functions.pause(), {"from": fresh.anchorer}, "AccessControlUnauthorizedAccount",
-                  fresh.anchorer, PAUSER_ROLE)
+    expect_revert(
+        anchor.functions.pause(),
+        {"from": fresh.anchorer},
+        "AccessControlUnauthorizedAccount",
+        fresh.anchorer,
+        PAUSER_ROLE,
+    )
     send(w3, anchor.functions.pause(), fresh.admin)
     assert anchor.functions.paused().call() is True
     book.add_filler(2)
@@ -150,8 +155,14 @@ def test_terms_versions_only_go_up_and_cancelled_stays_cancelled(fresh) -> None:
     assert anchor.functions.termsVersion(key).call() == CANCELLED
     book.add_filler(1)
     proof = book.log.consistency_proof(book.anchored_size, book.log.size)
-    expect_revert(anchor.functions.anchor(book.log.size, book.log.root(), proof, [(key, 3)]), tx,
-                  "LedgerAnchorTermsVersionDecreased", key, CANCELLED, 3)
+    expect_revert(
+        anchor.functions.anchor(book.log.size, book.log.root(), proof, [(key, 3)]),
+        tx,
+        "LedgerAnchorTermsVersionDecreased",
+        key,
+        CANCELLED,
+        3,
+    )
 
 
 def _rebuild(book: Book, size: int):
@@ -176,8 +187,13 @@ def test_verify_inclusion_answers_false_for_unanchored_sizes_and_bad_proofs(fres
     assert anchor.functions.verifyInclusion(9, 9, leaf, proof).call() is False
     assert anchor.functions.verifyInclusion(9, 4, leaf, proof[:-1]).call() is False
     assert anchor.functions.verifyInclusion(9, 4, leaf, [*proof, leaf]).call() is False
-    expect_revert(anchor.functions.verifyInclusion(9, 4, leaf, [leaf] * 65), {"from": fresh.other},
-                  "MerkleLogProofTooLong", 65, 64)
+    expect_revert(
+        anchor.functions.verifyInclusion(9, 4, leaf, [leaf] * 65),
+        {"from": fresh.other},
+        "MerkleLogProofTooLong",
+        65,
+        64,
+    )
 
 
 def test_constructor_refuses_zero_addresses(fresh) -> None:
