@@ -96,10 +96,12 @@ def run() -> None:
         if admin_key:
             console.print(f"  admin key    [bold]{admin_key}[/]  (shown once: keep it)")
         console.print("Press Ctrl-C to stop.")
-        with _workers(api):
-            uvicorn.Server(
-                uvicorn.Config(api, host=settings.api_host, port=settings.api_port, log_level="warning")
-            ).run()
+        server = uvicorn.Server(
+            uvicorn.Config(api, host=settings.api_host, port=settings.api_port, log_level="warning")
+        )
+        # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal; that is our normal stop.
+        with _workers(api), contextlib.suppress(KeyboardInterrupt):
+            server.run()
     console.print("Tally stopped.")
 
 
