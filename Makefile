@@ -10,7 +10,7 @@ run: bootstrap
 	@$(VENV)/tally run
 
 test: bootstrap
-	@$(VENV)/python -m pytest $(PYTEST_ARGS)
+	@$(VENV)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: bootstrap
 	@$(VENV)/python -m scripts.bench $(SCENARIOS)
