@@ -378,3 +378,131 @@ class WorkerLease(Base):
 
 
 __all__ += ["AnchorTransaction", "WorkerLease"]
+
+
+# --- Settlement and reconciliation (issue 7; owner: settlement) ---------------------------------
+# Kept at the end of the file so the settlement tables stay one self-contained section.
+
+CHAIN_PAYMENT_STATUSES = ("booked", "suspense", "reversed")
+
+
+class SettlementToken(Base):
+    """The token registry: which token on which chain stands for which currency, with its decimals.
+
+    Invoices in a currency are issued with the chain's default token for it; a payment in any
+    token that is not registered for the invoice's currency goes to suspense, never to an invoice.
+    """
+
+    __tablename__ = "settlement_tokens"
+    __table_args__ = (UniqueConstraint("chain_id", "address"), Index(None, "currency", "chain_id"))
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    address: Mapped[str] = mapped_column(String(42))  # lowercase 0x hex
+    currency: Mapped[str] = mapped_column(String(3))
+    decimals: Mapped[int] = mapped_column(Integer)
+    symbol: Mapped[str | None] = mapped_column(String(16))
+    # The token new invoices in `currency` are issued in on this chain (one per chain and currency).
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created: Mapped[int] = mapped_column(BigInteger)
+    disabled_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ChainCursor(Base):
+    """How far the reconciler has read a chain: every log in blocks <= `block_number` is processed."""
+
+    __tablename__ = "chain_cursors"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[bytes | None] = mapped_column(Hash32)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChainBlock(Base):
+    """A block the reconciler read (range ends and blocks holding payments): the chain of parent
+    hashes a reorg is detected and located by."""
+
+    __tablename__ = "chain_blocks"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(Hash32)
+    parent_hash: Mapped[bytes] = mapped_column(Hash32)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    seen_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChainPayment(Base):
+    """One payment log seen on-chain, kept once by (chain_id, tx_hash, log_index).
+
+    `source` is `settlement` (an InvoicePaid event: bound to an invoice key) or `transfer` (a plain
+    ERC-20 Transfer into a payee address). `booked`: a payment row (`payment_id`) carries it;
+    `suspense`: parked until someone applies it; `reversed`: its block left the chain (a reorg)
+    and whatever it booked was reversed. Token amounts are decimal strings (uint256).
+    """
+
+    __tablename__ = "chain_payments"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "tx_hash", "log_index"),
+        CheckConstraint("status IN ('booked','suspense','reversed')", name="status"),
+        CheckConstraint("source IN ('settlement','transfer')", name="source"),
+        Index(None, "status", "pk"),
+        Index(None, "chain_id", "block_number"),
+        Index(None, "invoice_id"),
+    )
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[bytes] = mapped_column(Hash32)
+    log_index: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[bytes] = mapped_column(Hash32)
+    block_timestamp: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str] = mapped_column(String(42))
+    payer: Mapped[str] = mapped_column(String(42))
+    payee: Mapped[str] = mapped_column(String(42))
+    amount_token: Mapped[str] = mapped_column(String(78))
+    invoice_key: Mapped[bytes | None] = mapped_column(Hash32)
+    terms_version: Mapped[int | None] = mapped_column(BigInteger)
+    total_paid_token: Mapped[str | None] = mapped_column(String(78))
+    status: Mapped[str] = mapped_column(String(16))
+    # Why it is in suspense (a stable code) and a human explanation.
+    reason: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    customer_id: Mapped[str | None] = mapped_column(String(40))
+    invoice_id: Mapped[str | None] = mapped_column(String(40))
+    payment_id: Mapped[str | None] = mapped_column(String(40))
+    # Late fee (> 0, a debit note) or early-payment discount (< 0, a credit note) booked with it.
+    adjustment_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    adjustment_note_id: Mapped[str | None] = mapped_column(String(40))
+    # The journal posting that parked it in suspense (clearing / suspense), while it is there.
+    suspense_posting_id: Mapped[str | None] = mapped_column(String(40))
+    # How many times it was booked (a payment mined again after a reorg is booked again).
+    bookings: Mapped[int] = mapped_column(Integer, default=0)
+    applied_by: Mapped[str | None] = mapped_column(String(16))  # reconciler | manual
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SuspenseSuggestion(Base):
+    """An invoice a suspense payment may belong to, best first."""
+
+    __tablename__ = "suspense_suggestions"
+    __table_args__ = (Index(None, "chain_payment_id", "rank"),)
+
+    pk: Mapped[int] = mapped_column(PrimaryKeyInt, primary_key=True, autoincrement=True)
+    chain_payment_id: Mapped[str] = mapped_column(ForeignKey("chain_payments.id"))
+    invoice_id: Mapped[str] = mapped_column(String(40))
+    customer_id: Mapped[str] = mapped_column(String(40))
+    rank: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(200))
+
+
+__all__ += ["ChainBlock", "ChainCursor", "ChainPayment", "SettlementToken", "SuspenseSuggestion"]
