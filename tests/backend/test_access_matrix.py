@@ -100,6 +100,8 @@ ROUTES = [
     Route("GET", "/v1/ledger/export", const("/v1/ledger/export"), STAFF),
     Route("GET", "/v1/ledger/entries/{entry}", const("/v1/ledger/entries/0"), STAFF),
     Route("GET", "/v1/ledger/entries/{entry}/proof", const("/v1/ledger/entries/0/proof"), STAFF),
+    Route("GET", "/v1/ledger/entries/{entry}/receipt", const("/v1/ledger/entries/0/receipt"), STAFF | {"own"},
+          hidden_from_other=True, ok_status=frozenset({409})),  # not anchored: no chain in this test
     Route("GET", "/v1/ledger/head", const("/v1/ledger/head"), EVERYONE),
     Route("GET", "/v1/ledger/heads/{tree_size}", const("/v1/ledger/heads/1"), EVERYONE),
     Route("GET", "/v1/ledger/consistency", const("/v1/ledger/consistency?first=1"), EVERYONE),

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from backend.anchoring.receipts import current_invoice_entry
 from backend.api import render
 from backend.api.deps import AnyKey, StateDep, partner_scope
 from backend.api.errors import ERROR_RESPONSES
 from backend.api.idempotency import WriterDep
 from backend.api.pages import DEFAULT_LIMIT, Limit, StartingAfter, page
+from backend.api.routes.anchoring import receipt_response
 from backend.api.schemas import (
     BulkInvoices,
     BulkInvoicesOut,
@@ -179,15 +181,12 @@ def mark_uncollectible(invoice_id: InvoicePath, writer: WriterDep, body: ReasonI
     responses={409: {"description": "Not anchored yet."}},
 )
 def invoice_receipt(invoice_id: InvoicePath, state: StateDep, principal: AnyKey) -> Response:
-    """DESIGN.md's receipt against the latest anchored head covering the invoice's entry.
-    Anchoring is issue 6: until an anchored head covers the entry this answers 409
-    `not_anchored_yet`."""
+    """DESIGN.md's receipt of the invoice's current entry (its latest terms version, or the void /
+    write-off that cancelled it; see backend.anchoring.receipts) against the latest confirmed
+    anchored head covering it. Until one covers it: 409 `not_anchored`, with `Retry-After`."""
     with transaction(state.sessions) as session:
         row = service.get_invoice(session, invoice_id=invoice_id, partner_of=partner_scope(principal))
-    if row.issued_sequence is None:
+        entry = current_invoice_entry(session, state.settings.ledger_id, row.id)
+    if row.issued_sequence is None or entry is None:
         raise Conflict("a draft has no ledger entry and no receipt; finalize it first", code="invoice_not_finalized")
-    raise Conflict(
-        f"entry {row.issued_sequence} is in the ledger but not anchored yet; the receipt exists once "
-        "an anchored head covers it",
-        code="not_anchored_yet",
-    )
+    return receipt_response(state, entry)

@@ -1,5 +1,5 @@
 """/v1/ledger: entries (paged, and exported as NDJSON), heads, inclusion and consistency proofs;
-/v1/journal/balances; /v1/anchors (empty until the anchorer of issue 6 records anchors)."""
+/v1/journal/balances. (/v1/anchors and receipts: routes/anchoring.py.)"""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from backend.api import render
 from backend.api.deps import AnyKey, StaffKey, StateDep
 from backend.api.errors import ERROR_RESPONSES
 from backend.api.pages import DEFAULT_LIMIT, Limit
+from backend.api.routes.anchoring import with_manifest
 from backend.api.schemas import (
     ConsistencyProofOut,
     EntryList,
@@ -94,8 +95,9 @@ def export_entries(
     end: Annotated[int | None, Query(ge=0, le=SEQUENCE_MAX, description="Exclusive; default: the head.")] = None,
 ) -> StreamingResponse:
     """Every entry from `start` to `end` (exclusive), one JSON object per line, in sequence
-    order, then a last line `{"object": "ledger_head", ...}` for the size exported. Streamed in
-    bounded batches; the head is read first, so the export is one consistent prefix."""
+    order, then a line `{"object": "ledger_head", ...}` for the size exported, then the anchors,
+    invoices and journal lines and a last `export_manifest` line (backend.anchoring.export).
+    Streamed in bounded batches; the head is read first, so the export is one consistent prefix."""
     ledger_id = state.settings.ledger_id
     with transaction(state.sessions) as session:
         head = service.read_head(session, ledger_id)
@@ -116,7 +118,7 @@ def export_entries(
         tail = {"object": "ledger_head", "ledger_id": ledger_id, "tree_size": stop, "root": to_hex(root)}
         yield json.dumps(tail, separators=(",", ":")).encode() + b"\n"
 
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    return StreamingResponse(with_manifest(state, lines(), stop), media_type="application/x-ndjson")
 
 
 @router.get("/v1/ledger/entries/{entry}", response_model=EntryOut, summary="Retrieve a ledger entry")
@@ -222,8 +224,3 @@ def journal_balances(state: StateDep, principal: StaffKey) -> Any:
     ]
     return {"object": "journal_balances", "data": data, "unbalanced": unbalanced}
 
-
-@router.get("/v1/anchors", summary="List anchored heads", tags=["anchors"])
-def list_anchors(request: Request, principal: AnyKey) -> Any:
-    """Heads anchored on-chain. Empty until the anchorer (issue 6) records anchors."""
-    return {"object": "list", "data": [], "has_more": False, "url": request.url.path}
