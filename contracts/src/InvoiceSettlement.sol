@@ -80,7 +80,8 @@ contract InvoiceSettlement is ReentrancyGuardTransient {
     error InvoiceSettlementTreeSizeNotAnchored(uint64 treeSize);
     /// @notice The invoice was voided or written off.
     error InvoiceSettlementInvoiceCancelled(bytes32 invoiceKey);
-    /// @notice A newer terms version is current for this invoice.
+    /// @notice The terms version is not the current one for this invoice (superseded, or newer than
+    /// the version the anchor has recorded so far).
     error InvoiceSettlementTermsSuperseded(bytes32 invoiceKey, uint32 termsVersion, uint32 currentVersion);
     /// @notice The rebuilt leaf is not in the anchored tree (wrong terms, payee, token, index or proof).
     error InvoiceSettlementNotIncluded(bytes32 invoiceKey, uint64 leafIndex, uint64 treeSize);
@@ -235,8 +236,11 @@ contract InvoiceSettlement is ReentrancyGuardTransient {
         (bytes32 root, uint32 currentVersion) = _ledgerAnchor.rootAndTermsVersion(request.treeSize, invoiceKey);
         if (root == bytes32(0)) revert InvoiceSettlementTreeSizeNotAnchored(request.treeSize);
         if (currentVersion == TERMS_VERSION_CANCELLED) revert InvoiceSettlementInvoiceCancelled(invoiceKey);
+        // No version recorded yet means version 1: a later version is payable only once the anchor
+        // that carries its TermsUpdate has landed, so two versions are never payable at once.
+        if (currentVersion == 0) currentVersion = 1;
         uint32 version = request.terms.version;
-        if (currentVersion != 0 && version != currentVersion) {
+        if (version != currentVersion) {
             revert InvoiceSettlementTermsSuperseded(invoiceKey, version, currentVersion);
         }
         bytes32 leafHash =

@@ -174,7 +174,6 @@ def test_terms_changed_in_any_field_are_not_in_the_log(setup) -> None:
         book.request(invoice, amount, terms=replace(invoice.terms, payee=d.other.lower())),
         book.request(invoice, amount, terms=replace(invoice.terms, token=ZERO_ADDRESS)),
         book.request(invoice, amount, terms=replace(invoice.terms, amount_due=50 * UNIT)),
-        book.request(invoice, amount, terms=replace(invoice.terms, version=2)),
         book.request(invoice, amount, kind=int(EntryKind.CREDIT_NOTE)),
     ]
     for request in tampered:
@@ -187,6 +186,15 @@ def test_terms_changed_in_any_field_are_not_in_the_log(setup) -> None:
             invoice.index,
             size,
         )
+    # Another version number is refused before the proof is even looked at.
+    expect_revert(
+        d.settlement.functions.pay(book.request(invoice, amount, terms=replace(invoice.terms, version=2))),
+        tx,
+        "InvoiceSettlementTermsSuperseded",
+        invoice.key,
+        2,
+        1,
+    )
     request = list(book.request(invoice, amount))
     request[2] = secrets.token_bytes(32)  # another document hash
     expect_revert(d.settlement.functions.pay(tuple(request)), tx, "InvoiceSettlementNotIncluded")
@@ -252,6 +260,24 @@ def test_superseded_and_cancelled_terms_are_refused(setup) -> None:
     expect_revert(
         d.settlement.functions.pay(book.request(other, 5 * UNIT)), tx, "InvoiceSettlementInvoiceCancelled", other.key
     )
+
+
+def test_a_newer_version_pays_only_once_its_terms_update_is_anchored(setup) -> None:
+    d, book, invoice = setup
+    tx = {"from": d.payer}
+    credited = book.add_invoice(
+        replace(invoice.terms, amount_due=70 * UNIT, version=2), key=invoice.key, kind=EntryKind.CREDIT_NOTE
+    )
+    book.anchor(d.w3, d.anchor, d.anchorer)  # the v2 leaf is anchored, its TermsUpdate not yet
+    expect_revert(
+        d.settlement.functions.pay(book.request(credited, 70 * UNIT)),
+        tx,
+        "InvoiceSettlementTermsSuperseded",
+        invoice.key,
+        2,
+        1,
+    )
+    send(d.w3, d.settlement.functions.pay(book.request(invoice, 100 * UNIT)), d.payer)
 
 
 def test_a_payer_the_terms_exclude_is_refused(setup) -> None:
