@@ -9,8 +9,9 @@ appended; the journal postings follow. All in the caller's transaction.
 Settlement terms need a payee and a token. The payee is the invoice's `settlement.payee`, else
 the customer's `payee_address`, else `TALLY_PAYEE_ADDRESS`; with none of them finalize refuses
 (`payee_missing`): terms paying the zero address would burn the payment. Without a `settlement`
-object (the token registry is issue 7) the token is the zero address and `token_decimals` equals
-the currency's exponent, so the terms' amount is the invoice amount in minor units.
+object the token registry's default token for the currency is used (backend.settlement.tokens);
+with none registered the token is the zero address and `token_decimals` equals the currency's
+exponent, so the terms' amount is the invoice amount in minor units.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from backend.services import journal
 from backend.services import ledger as ledger_service
 from backend.services.common import Conflict, InvalidRequest, NotFound, is_id, new_id, now_s
 from backend.services.journal import Account, Line
+from backend.settlement.tokens import settlement_for_finalize
 from ledger import invoices as rules
 from ledger.entries import EntryKind, build_document, invoice_key, new_salt
 from ledger.errors import CurrencyMismatch, IllegalTransition
@@ -319,6 +321,7 @@ def finalize_invoices(
 ) -> list[Invoice]:
     """Finalize drafts: numbers, terms version 1, `invoice_issued` entries, journal postings."""
     created = now_s()
+    settlement_for_finalize(session, invoices)  # the token registry's token for drafts that name none
     customer_ids = {row.customer_id for row in invoices}
     customers = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))}
     issues = [_prepare_issue(row, customers[row.customer_id], default_payee, created) for row in invoices]

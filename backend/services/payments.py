@@ -3,9 +3,10 @@ is booked by `book_payment` and undone by `reverse_payment`.
 
 A booking applies the payment to the invoice (exact, partial, or over: the excess becomes
 customer credit), appends `payment_booked`, and posts cash (off-chain) or crypto clearing
-(on-chain) against the receivable and customer credit. An off-chain payment also appends
+(on-chain) against the receivable and customer credit. A payment the settlement contract did not
+count under the invoice key (off-chain, or a plain token `transfer` to the payee) also appends
 `terms_updated`: the on-chain amount still due went down, so the terms get a new version (an
-on-chain payment needs none: the settlement contract deducts what was paid under the key).
+`onchain` contract payment needs none: the contract deducts what was paid under the key).
 The same outside payment is never booked twice: (method, reference) is unique.
 """
 
@@ -27,7 +28,10 @@ from ledger.entries import EntryKind, build_document
 from ledger.errors import CurrencyMismatch
 from ledger.money import currency_code
 
-Method = Literal["bank", "card", "onchain"]
+Method = Literal["bank", "card", "onchain", "transfer"]
+# Money that arrived on-chain: `onchain` through InvoiceSettlement.pay, `transfer` as a plain ERC-20
+# transfer to the payee (the reconciler, issue 7). Both carry `chain` and post to crypto clearing.
+CHAIN_METHODS = frozenset({"onchain", "transfer"})
 
 
 def get_payment(session: Session, *, payment_id: str, partner_of: str | None = None) -> Payment:
@@ -56,11 +60,12 @@ def book_payment(
     """Book a payment against an invoice in the caller's transaction; return the payment row.
 
     `chain` ({chain_id, tx_hash, log_index, token, amount_token}, formats.md) is required for,
-    and only for, `method="onchain"`. Raises `Conflict(payment_already_booked)` for a
-    (method, reference) seen before, so a redelivered payment is harmless.
+    and only for, the on-chain methods (`onchain`, `transfer`). Raises
+    `Conflict(payment_already_booked)` for a (method, reference) seen before, so a redelivered
+    payment is harmless.
     """
-    if (method == "onchain") != (chain is not None):
-        raise InvalidRequest("`chain` goes with method onchain, and only with it", param="chain")
+    if (method in CHAIN_METHODS) != (chain is not None):
+        raise InvalidRequest("`chain` goes with the on-chain methods, and only with them", param="chain")
     currency = currency_code(currency)
     invoice = invoice_service.get_invoice(session, invoice_id=invoice_id, for_update=True)
     if currency != invoice.currency:
@@ -98,7 +103,7 @@ def book_payment(
             payment_id=payment.id,
             currency=currency,
             amount_minor=amount_minor,
-            source="onchain" if onchain else "offchain",
+            source="onchain" if chain is not None else "offchain",
             reference=reference,
             **extra,
             **envelope,
@@ -125,7 +130,7 @@ def book_payment(
         currency=currency,
         created=created,
         lines=[
-            Line(Account.CRYPTO_CLEARING if onchain else Account.CASH, amount_minor),
+            Line(Account.CRYPTO_CLEARING if chain is not None else Account.CASH, amount_minor),
             Line(settled, -outcome.applied_minor),
             Line(Account.CUSTOMER_CREDIT, -outcome.to_customer_credit_minor),
         ],
