@@ -174,7 +174,18 @@ def _register_optional(module: str, name: str) -> None:
     app.add_typer(sub, name=name)
 
 
+def _register_optional_commands(module: str) -> None:
+    """Top-level commands (and groups) that live in their own module's typer `app`."""
+    try:
+        sub = __import__(module, fromlist=["app"]).app
+    except ImportError:
+        return
+    app.registered_commands.extend(sub.registered_commands)
+    app.registered_groups.extend(sub.registered_groups)
+
+
 _register_optional("backend.cli_keys", "keys")
+_register_optional_commands("backend.cli_ops")
 
 
 def main() -> None:
