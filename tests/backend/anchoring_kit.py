@@ -191,3 +191,85 @@ def rpc_proxy(target: str) -> Iterator[RpcProxy]:
     finally:
         proxy.server.shutdown()
         proxy.server.server_close()
+
+
+# --- A small real ledger built through the API, anchored --------------------------------------
+
+LINE = {"description": "Work", "quantity": 2, "unit_amount_minor": 5000, "tax_bps": 1000}
+
+
+@dataclass
+class World:
+    """Ids of what `build_world` made: customers A and B, and invoices in several states."""
+
+    ids: dict[str, str]
+    admin: str
+    partner_a: str
+
+
+def api_app(setup: Setup) -> Any:
+    from backend.app import create_app
+
+    return create_app(setup.settings, engine=setup.engine)
+
+
+def build_world(setup: Setup, client: Any) -> World:
+    """Customers A and B; invoices: plain (A), credited + partly paid (A), voided (B), plain (B)."""
+    from backend.services.keys import create_key
+
+    with transaction(setup.sessions) as session:
+        admin = create_key(session, role="admin")[1]
+    headers = {"Authorization": f"Bearer {admin}"}
+
+    def post(path: str, body: Any = None) -> dict[str, Any]:
+        reply = client.post(path, json=body, headers=headers)
+        assert reply.status_code == 200, reply.text
+        return dict(reply.json())
+
+    ids: dict[str, str] = {}
+    for name in ("a", "b"):
+        ids[f"customer_{name}"] = post("/v1/customers", {"name": name.upper(), "currency": "usd",
+                                                         "payee_address": PAYEE})["id"]  # fmt: skip
+    for name, customer in (("plain_a", "a"), ("credited_a", "a"), ("voided_b", "b"), ("plain_b", "b")):
+        ids[name] = post("/v1/invoices", {"customer": ids[f"customer_{customer}"], "lines": [LINE],
+                                          "finalize": True})["id"]  # fmt: skip
+    post("/v1/credit_notes", {"invoice": ids["credited_a"], "lines": [{**LINE, "quantity": 1}]})
+    post("/v1/payments", {"invoice": ids["credited_a"], "amount_minor": 1000, "currency": "usd",
+                          "method": "bank", "reference": "wire-1"})  # fmt: skip
+    post(f"/v1/invoices/{ids['voided_b']}/void", {"reason": "duplicate"})
+    with transaction(setup.sessions) as session:
+        partner_a = create_key(session, role="partner", customer_id=ids["customer_a"])[1]
+    return World(ids, admin, partner_a)
+
+
+def anchor_everything(setup: Setup, timeout_s: float = 30.0) -> None:
+    anchorer = setup.anchorer(entries_max=1)
+    size = setup.head_size()
+    tick_until(anchorer, lambda: anchored_size(setup) == size and anchorer.tick() == "idle", timeout_s)
+    anchorer.close()
+
+
+def create_database(admin_url: str, template: str | None = None) -> str:
+    """A new, uniquely named PostgreSQL database (empty, or a copy of `template`)."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    name = f"tally_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    with admin.connect() as connection:
+        suffix = f' TEMPLATE "{make_url(template).database}"' if template else ""
+        connection.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
