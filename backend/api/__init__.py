@@ -12,11 +12,11 @@ from backend.api.limits import BodyLimitMiddleware
 
 def include_routers(app: FastAPI) -> None:
     """Called by backend.app.create_app: error handlers, the body bound, every router."""
-    from backend.api.routes import anchoring, customers, invoices, keys, ledger, notes, payments
+    from backend.api.routes import anchoring, customers, invoices, keys, ledger, notes, payments, settlement
 
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
-    for module in (customers, invoices, notes, payments, ledger, anchoring, keys):
+    for module in (customers, invoices, notes, payments, ledger, anchoring, settlement, keys):
         app.include_router(module.router)
     _tidy_openapi(app)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,30 @@ def fresh_payment(api: Api, world: dict[str, Any]) -> str:
 
 def fresh_key(api: Api, world: dict[str, Any]) -> str:
     return api.post("/v1/api_keys", {"role": "auditor"}).json()["id"]
+
+
+# --- Settlement (issue 7): a registered token and a chain payment of customer A in suspense -------
+def fresh_token(api: Api, world: dict[str, Any]) -> str:
+    body = {"chain_id": 31337, "address": "0x" + secrets.token_hex(20), "currency": "usd", "decimals": 6,
+            "is_default": False}  # fmt: skip
+    return api.post("/v1/settlement_tokens", body).json()["id"]
+
+
+def fresh_chain_payment(api: Api, world: dict[str, Any], booked: bool = False) -> str:
+    from backend.db import transaction
+    from backend.models import ChainPayment
+
+    token = api.get(f"/v1/settlement_tokens/{fresh_token(api, world)}").json()["address"]
+    row_id = f"cpm_{secrets.token_hex(12)}"
+    with transaction(api.app.state.tally.sessions) as session:
+        session.add(ChainPayment(
+            id=row_id, chain_id=31337, tx_hash=secrets.token_bytes(32), log_index=0, block_number=1,
+            block_hash=secrets.token_bytes(32), block_timestamp=1, source="transfer", token=token, payer="0x" + "ab" * 20,
+            payee="0x" + "cd" * 20, amount_token="1000000", status="suspense", currency="usd", amount_minor=100,
+            customer_id=world["customer_a"], adjustment_minor=0, bookings=0, created_ms=1, updated_ms=1))  # fmt: skip
+    if booked:
+        api.post(f"/v1/chain_payments/{row_id}/apply", {"invoice": fresh_open(api, world)})
+    return row_id
 
 
 def const(path: str) -> Callable[[Api, dict[str, Any]], str]:
@@ -107,6 +132,27 @@ ROUTES = [
     Route("GET", "/v1/ledger/consistency", const("/v1/ledger/consistency?first=1"), EVERYONE),
     Route("GET", "/v1/journal/balances", const("/v1/journal/balances"), STAFF),
     Route("GET", "/v1/anchors", const("/v1/anchors"), EVERYONE),
+    Route("GET", "/v1/invoices/{invoice_id}/payment", const("/v1/invoices/{invoice_a}/payment"), STAFF | {"own"},
+          hidden_from_other=True, ok_status=frozenset({409})),  # not anchored: no chain in this test
+    Route("GET", "/v1/settlement_tokens", const("/v1/settlement_tokens"), EVERYONE),
+    Route("POST", "/v1/settlement_tokens", const("/v1/settlement_tokens"), ADMIN,
+          body=lambda a, w: {"chain_id": 31337, "address": "0x" + "ee" * 20, "currency": "usd", "decimals": 6,
+                             "is_default": False}),
+    Route("GET", "/v1/settlement_tokens/{token_id}", lambda a, w: f"/v1/settlement_tokens/{fresh_token(a, w)}",
+          EVERYONE),
+    Route("POST", "/v1/settlement_tokens/{token_id}", lambda a, w: f"/v1/settlement_tokens/{fresh_token(a, w)}",
+          ADMIN, body=lambda a, w: {"symbol": "X"}),
+    Route("DELETE", "/v1/settlement_tokens/{token_id}", lambda a, w: f"/v1/settlement_tokens/{fresh_token(a, w)}",
+          ADMIN),
+    Route("GET", "/v1/chain_payments", const("/v1/chain_payments"), EVERYONE, partner_filtered_list=True),
+    Route("GET", "/v1/chain_payments/{chain_payment_id}",
+          lambda a, w: f"/v1/chain_payments/{fresh_chain_payment(a, w)}", STAFF | {"own"}, hidden_from_other=True),
+    Route("GET", "/v1/suspense", const("/v1/suspense"), STAFF),
+    Route("POST", "/v1/chain_payments/{chain_payment_id}/apply",
+          lambda a, w: f"/v1/chain_payments/{fresh_chain_payment(a, w)}/apply", WRITERS,
+          body=lambda a, w: {"invoice": fresh_open(a, w)}),
+    Route("POST", "/v1/chain_payments/{chain_payment_id}/unapply",
+          lambda a, w: f"/v1/chain_payments/{fresh_chain_payment(a, w, booked=True)}/unapply", WRITERS),
     Route("POST", "/v1/api_keys", const("/v1/api_keys"), ADMIN, body=lambda a, w: {"role": "auditor"}),
     Route("GET", "/v1/api_keys", const("/v1/api_keys"), ADMIN),
     Route("GET", "/v1/api_keys/{key_id}", const("/v1/api_keys/{key_admin}"), ADMIN),
