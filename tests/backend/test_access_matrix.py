@@ -67,9 +67,10 @@ def fresh_chain_payment(api: Api, world: dict[str, Any], booked: bool = False) -
     with transaction(api.app.state.tally.sessions) as session:
         session.add(ChainPayment(
             id=row_id, chain_id=31337, tx_hash=secrets.token_bytes(32), log_index=0, block_number=1,
-            block_hash=secrets.token_bytes(32), block_timestamp=1, source="transfer", token=token, payer="0x" + "ab" * 20,
-            payee="0x" + "cd" * 20, amount_token="1000000", status="suspense", currency="usd", amount_minor=100,
-            customer_id=world["customer_a"], adjustment_minor=0, bookings=0, created_ms=1, updated_ms=1))  # fmt: skip
+            block_hash=secrets.token_bytes(32), block_timestamp=1, source="transfer", token=token,
+            payer="0x" + "ab" * 20, payee="0x" + "cd" * 20, amount_token="1000000", status="suspense",
+            currency="usd", amount_minor=100, customer_id=world["customer_a"], adjustment_minor=0, bookings=0,
+            created_ms=1, updated_ms=1))  # fmt: skip
     if booked:
         api.post(f"/v1/chain_payments/{row_id}/apply", {"invoice": fresh_open(api, world)})
     return row_id
