@@ -1,4 +1,4 @@
-"""Bad input (amounts, currencies, ids, addresses, sizes, transitions) gets a 4xx in the error shape and writes nothing."""
+"""Bad input (amounts, currencies, ids, addresses, sizes, transitions): a 4xx in the error shape, nothing written."""
 
 from __future__ import annotations
 
