@@ -74,8 +74,8 @@ class World:
 
     def send(self, account: LocalAccount, call: Any) -> Any:
         w3 = self.w3
-        transaction = call.build_transaction({"from": account.address,
-                                              "nonce": w3.eth.get_transaction_count(account.address, "pending")})  # fmt: skip
+        nonce = w3.eth.get_transaction_count(account.address, "pending")
+        transaction = call.build_transaction({"from": account.address, "nonce": nonce})
         tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(transaction).raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, poll_latency=0.01)
         if receipt["status"] != 1:

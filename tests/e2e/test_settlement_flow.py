@@ -1,4 +1,4 @@
-"""End to end on anvil and PostgreSQL: finalize -> anchor -> pay through InvoiceSettlement -> reconciled -> invoice paid -> the payment entry anchored -> its receipt verifies with `tally verify`."""
+"""End to end: finalize, anchor, pay via the contract, reconciled, paid, payment entry anchored, receipt verifies."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backend"))
 
-from settlement_kit import USDC, World, make_world  # noqa: E402
+from settlement_kit import World, make_world
 
-from backend.verify import verify_receipt  # noqa: E402
+from backend.verify import verify_receipt
 
 
 @pytest.fixture
