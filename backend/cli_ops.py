@@ -1,4 +1,4 @@
-"""`tally verify`, `tally audit`, `tally export` and `tally worker anchor` (registered at the top
+"""`tally verify`, `tally audit`, `tally export`, `tally worker anchor|reconcile` (registered at the top
 level by backend.cli). Imports stay light here; each command loads what it needs, so `verify`
 never touches the database layer."""
 
@@ -264,6 +264,34 @@ def worker_anchor() -> None:
     console.print(f"anchorer for ledger {settings.ledger_id} on {settings.effective_rpc_url}; Ctrl-C stops it")
     try:
         anchorer.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        engine.dispose()
+
+
+@worker_app.command("reconcile")
+def worker_reconcile() -> None:
+    """Run the reconciler until Ctrl-C: books on-chain payments (one active per chain; others stand by)."""
+    import logging
+    import signal
+    import threading
+
+    from backend.chain.client import Deployments
+    from backend.db import create_engine, session_factory
+    from backend.settings import get_settings
+    from backend.workers.reconciler import build_reconciler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        stream=sys.stderr)  # fmt: skip
+    settings = get_settings()
+    engine = create_engine(settings.effective_database_url)
+    reconciler = build_reconciler(settings, engine, session_factory(engine), Deployments(settings.deployments_file))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print(f"reconciler for ledger {settings.ledger_id} on {settings.effective_rpc_url}; Ctrl-C stops it")
+    try:
+        reconciler.run(stop)
     except KeyboardInterrupt:
         stop.set()
     finally:

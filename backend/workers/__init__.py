@@ -30,7 +30,13 @@ def _anchorer(state: Any) -> Any:
     return build_anchorer(state.settings, state.engine, state.sessions, state.deployments)
 
 
-_WORKERS: dict[str, Callable[[Any], Any]] = {"anchorer": _anchorer}
+def _reconciler(state: Any) -> Any:
+    from backend.workers.reconciler import build_reconciler
+
+    return build_reconciler(state.settings, state.engine, state.sessions, state.deployments)
+
+
+_WORKERS: dict[str, Callable[[Any], Any]] = {"anchorer": _anchorer, "reconciler": _reconciler}
 
 
 def start_workers(state: Any, names: tuple[str, ...] | None = None) -> Callable[[], None]:
