@@ -17,6 +17,7 @@ from backend.api.schemas import PaymentCreate, PaymentList, PaymentOut, ReasonIn
 from backend.db import transaction
 from backend.models import Payment
 from backend.services import payments as service
+from backend.services.common import Conflict
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"], responses=ERROR_RESPONSES)
 PaymentPath = Annotated[str, Path(max_length=40, description="A payment id (pay_...).")]
@@ -86,11 +87,21 @@ def get_payment(payment_id: PaymentPath, state: StateDep, principal: AnyKey) -> 
 @router.post("/{payment_id}/reverse", response_model=PaymentOut, summary="Reverse a payment")
 def reverse_payment(payment_id: PaymentPath, writer: WriterDep, body: ReasonIn | None = None) -> Any:
     """A payment booked in error (or charged back): appends `payment_reversed` and posts the
-    exact opposite of the booking. The invoice is open again for what it un-pays."""
+    exact opposite of the booking. The invoice is open again for what it un-pays. On-chain payments
+    are refused (409 `payment_onchain`): the reconciler owns them (see /v1/chain_payments)."""
     reason = body.reason if body else ""
     ledger_id = writer.state.settings.ledger_id
-    return writer.run(
-        lambda session: render.payment(
+
+    def work(session: Any) -> dict[str, Any]:
+        if service.get_payment(session, payment_id=payment_id).method in service.CHAIN_METHODS:
+            # The reconciler owns on-chain bookings (issue 7): a reorg reverses them; a transfer
+            # booked to the wrong invoice goes back to suspense with /v1/chain_payments/{id}/unapply.
+            raise Conflict(
+                "an on-chain payment is reversed by the chain (reorg) or unapplied via /v1/chain_payments",
+                code="payment_onchain",
+            )
+        return render.payment(
             service.reverse_payment(session, ledger_id=ledger_id, payment_id=payment_id, reason=reason)
         )
-    )
+
+    return writer.run(work)
