@@ -27,7 +27,12 @@ Chain failures are findings too (`chain_unreachable`), unless the audit runs `--
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import hashlib
+import itertools
+import multiprocessing
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,6 +47,9 @@ from ledger.receipts import verify_receipt_offline
 
 findings_max = 10_000  # the report keeps this many; counts go on
 rebuild_batch_max = 4_096
+check_chunk_entries = 1_000  # entries per unit of work handed to a worker process
+workers_max = 8
+parallel_entries_min = 20_000
 ZERO32 = b"\x00" * 32
 
 
@@ -132,8 +140,40 @@ class ChainView:
 # --- Entries and the rebuilt tree --------------------------------------------------------------
 
 
+Check = tuple[list[tuple[str, str]], bytes, bytes | None]  # (findings as (code, message), leaf hash, doc hash)
+
+
+def check_entry(record: EntryRecord) -> Check:
+    """Check one stored entry against its document (pure: runs in worker processes too).
+    Returns the findings, the leaf hash the document gives (the stored one if the document is
+    unusable), and the document's hash (None when invalid)."""
+    findings: list[tuple[str, str]] = []
+    try:
+        entry = Entry(record.sequence, record.document)
+    except LedgerError as error:
+        findings.append(("document_invalid", f"the document is not a valid entry document: {error}"))
+        return findings, record.leaf_hash or merkle.leaf_hash(record.leaf_input or b""), None
+    if record.document_hash is not None and record.document_hash != entry.document_hash:
+        findings.append(("document_hash_mismatch", f"stored document_hash {to_hex(record.document_hash)} is not "
+                         f"SHA-256 of the document ({to_hex(entry.document_hash)}): the document was changed"))  # fmt: skip
+    leaf_input = entry.leaf_input()
+    if record.leaf_input is not None and record.leaf_input != leaf_input:
+        findings.append(("leaf_input_mismatch", "the stored leaf input differs from the document's in "
+                         f"{_leaf_differences(record.leaf_input, entry)}"))  # fmt: skip
+    stored = record.leaf_input if record.leaf_input is not None else leaf_input
+    if record.leaf_hash is not None and record.leaf_hash != merkle.leaf_hash(stored):
+        findings.append(("leaf_hash_mismatch", f"stored leaf hash {to_hex(record.leaf_hash)} is not "
+                         "SHA-256(0x00 || leaf input)"))  # fmt: skip
+    return findings, merkle.leaf_hash(leaf_input), entry.document_hash
+
+
+def check_chunk(records: list[EntryRecord]) -> list[Check]:
+    return [check_entry(record) for record in records]
+
+
 class Rebuilder:
-    """Checks entries one by one and rebuilds the Merkle tree from their documents."""
+    """Takes checked entries in order, names gaps, and rebuilds the Merkle tree from the leaf
+    hashes their documents give."""
 
     def __init__(self, report: AuditReport) -> None:
         self.report = report
@@ -143,15 +183,16 @@ class Rebuilder:
         self.position = 0
         self.broken_at: int | None = None  # first missing leaf: no root at or above it
         self._pending: list[bytes] = []
-        self.by_sequence: dict[int, tuple[bytes, str | None, dict[str, Any] | None]] = {}
+        self.document_hashes: dict[int, bytes] = {}
 
-    def add(self, record: EntryRecord) -> None:
+    def add(self, record: EntryRecord, checked: Check) -> bool:
+        """Place one entry; False when it is out of order (and so not part of the tree)."""
         report = self.report
         if record.sequence != self.position:
             if record.sequence < self.position:
                 report.add("sequence_out_of_order", f"entry {record.sequence}",
                            f"entry {record.sequence} appears again (or out of order) at position {self.position}")
-                return
+                return False
             report.add("sequence_gap", f"entry {self.position}",
                        f"expected entry {self.position}, found entry {record.sequence}: entries "
                        f"{self.position}..{record.sequence - 1} are missing or out of order")  # fmt: skip
@@ -159,36 +200,18 @@ class Rebuilder:
             if self.broken_at is None:
                 self.broken_at = self.position
             self.position = record.sequence
-        leaf = self._check(record)
-        self.report.entries += 1
+        findings, leaf, document_hash = checked
+        for code, message in findings:
+            report.add(code, f"entry {record.sequence}", message)
+        if document_hash is not None:
+            self.document_hashes[record.sequence] = document_hash
+        report.entries += 1
         if self.broken_at is None:
             self._pending.append(leaf)
             if len(self._pending) >= rebuild_batch_max:
                 self._flush()
         self.position += 1
-
-    def _check(self, record: EntryRecord) -> bytes:
-        """Check one entry against its document; return the leaf hash the document gives."""
-        subject = f"entry {record.sequence}"
-        try:
-            entry = Entry(record.sequence, record.document)
-        except LedgerError as error:
-            self.report.add("document_invalid", subject, f"the document is not a valid entry document: {error}")
-            return record.leaf_hash or merkle.leaf_hash(record.leaf_input or b"")
-        if record.document_hash is not None and record.document_hash != entry.document_hash:
-            self.report.add("document_hash_mismatch", subject, f"stored document_hash {to_hex(record.document_hash)} "
-                            f"is not SHA-256 of the document ({to_hex(entry.document_hash)}): the document was changed")  # fmt: skip
-        leaf_input = entry.leaf_input()
-        if record.leaf_input is not None and record.leaf_input != leaf_input:
-            self.report.add("leaf_input_mismatch", subject,
-                            f"the stored leaf input differs from the document's in {_leaf_differences(record.leaf_input, entry)}")  # fmt: skip
-        leaf = merkle.leaf_hash(leaf_input)
-        stored = record.leaf_input if record.leaf_input is not None else leaf_input
-        if record.leaf_hash is not None and record.leaf_hash != merkle.leaf_hash(stored):
-            self.report.add("leaf_hash_mismatch", subject, f"stored leaf hash {to_hex(record.leaf_hash)} is not "
-                            "SHA-256(0x00 || leaf input)")  # fmt: skip
-        self.by_sequence[record.sequence] = (entry.document_hash, record.invoice_id, None)
-        return leaf
+        return True
 
     def _flush(self) -> None:
         if self._pending and self.broken_at is None:
@@ -365,8 +388,8 @@ def check_receipt(report: AuditReport, tree: Rebuilder, chain: ChainView | None,
         report.add("receipt_invalid", subject, error.message)
         return
     sequence, tree_size = receipt["leaf_index"], receipt["tree_size"]
-    known = tree.by_sequence.get(sequence)
-    if known is None or to_hex(known[0]) != receipt["document_hash"]:
+    known = tree.document_hashes.get(sequence)
+    if known is None or to_hex(known) != receipt["document_hash"]:
         report.add("receipt_document_mismatch", subject, f"the ledger's entry {sequence} has another document")
     rebuilt = tree.root(tree_size)
     if rebuilt is None or to_hex(rebuilt) != receipt["root"]:
@@ -377,6 +400,34 @@ def check_receipt(report: AuditReport, tree: Rebuilder, chain: ChainView | None,
             report.add("receipt_not_anchored", subject, f"no head of size {tree_size} was ever anchored")
         elif to_hex(onchain) != receipt["root"]:
             report.add("receipt_root_mismatch", subject, f"the chain's root at size {tree_size} differs")
+
+
+# --- Running it -------------------------------------------------------------------------------
+
+
+def _chunks(records: Iterator[EntryRecord], size: int) -> Iterator[list[EntryRecord]]:
+    while chunk := list(itertools.islice(records, size)):
+        yield chunk
+
+
+def _checked_chunks(records: Iterator[EntryRecord], workers: int | None) -> Iterator[tuple[list[EntryRecord], list[Check]]]:
+    """Chunks of records with their checks, in order. With several workers, a bounded window of
+    chunks is in flight in a process pool (memory stays bounded; order is kept)."""
+    count = min(workers or os.cpu_count() or 1, workers_max)
+    if count <= 1:
+        for chunk in _chunks(records, check_chunk_entries):
+            yield chunk, check_chunk(chunk)
+        return
+    window: collections.deque[tuple[list[EntryRecord], Any]] = collections.deque()
+    with concurrent.futures.ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for chunk in _chunks(records, check_chunk_entries):
+            window.append((chunk, pool.submit(check_chunk, chunk)))
+            if len(window) >= 2 * count:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
 
 
 # --- Sources -----------------------------------------------------------------------------------
@@ -402,20 +453,23 @@ def run_audit(
     chain: ChainView | None,
     receipts: Sequence[tuple[str, Any]] = (),
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> AuditReport:
+    """Run every check over `source`; `workers` processes check entries in parallel (default:
+    the CPU count, at most `workers_max`, for ledgers of `parallel_entries_min` entries or more;
+    1 checks in this process)."""
     started = time.perf_counter()
     report = AuditReport(source=source.source, ledger_id=source.ledger_id)
     tree = Rebuilder(report)
     replays: dict[str, InvoiceReplay] = {}
-    count = 0
-    for record in source.entries:
-        tree.add(record)
-        replay_invoice_entry(replays, record.document)
-        count += 1
-        if progress is not None and count % 1_000 == 0:
-            progress(1_000)
-    if progress is not None:
-        progress(count % 1_000)
+    if workers is None and (source.expected_entries or 0) < parallel_entries_min:
+        workers = 1  # starting worker processes costs more than it saves on a small ledger
+    for records, checks in _checked_chunks(source.entries, workers):
+        for record, checked in zip(records, checks, strict=True):
+            if tree.add(record, checked):
+                replay_invoice_entry(replays, record.document)
+        if progress is not None:
+            progress(len(records))
     tree.finish()
     report.root = to_hex(tree.root(tree.size) or merkle.EMPTY_ROOT)
     if chain is not None:
