@@ -1,0 +1,182 @@
+"""On anvil and PostgreSQL, payments are booked exactly as the contract computed them: partial, early-payment discount, late fee, after a credit note, off-chain then on-chain; plain transfers matched, overpaid to credit, or parked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from settlement_kit import DAY_S, USDC, World, make_world
+
+from ledger.terms import Terms, amount_due_at
+
+
+@pytest.fixture
+def world(postgres_url: str, tmp_path: Path) -> Iterator[World]:
+    with make_world(postgres_url, tmp_path) as made:
+        yield made
+
+
+def test_partial_payments_then_the_rest(world: World) -> None:
+    payer = world.wallet()
+    invoice = world.invoice(world.customer([payer.address]), 10_000, terms={"partial_allowed": True})
+    world.anchor()
+    world.pay(invoice["id"], payer, 40 * USDC)
+    world.reconcile()
+    assert (world.get_invoice(invoice["id"])["status"], world.get_invoice(invoice["id"])["paid_minor"]) == (
+        "partially_paid", 4_000)
+    assert world.instructions(invoice["id"])["amount_token"] == str(60 * USDC)
+    world.pay(invoice["id"], payer)
+    world.reconcile()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["paid_onchain_minor"]) == ("paid", 10_000, 10_000)
+    assert [row.total_paid_token for row in world.chain_payments()] == [str(40 * USDC), str(100 * USDC)]
+    assert world.journal_balanced()
+
+
+def test_early_payment_discount_is_a_credit_note_of_exactly_what_the_contract_took_off(world: World) -> None:
+    payer = world.wallet()
+    now = world.block_timestamp()
+    terms = {"discount_bps": 250, "discount_deadline": now + 5 * DAY_S}
+    invoice = world.invoice(world.customer([payer.address]), 12_000, terms=terms, due_date=now + 30 * DAY_S)
+    world.anchor()
+    instructions = world.instructions(invoice["id"])
+    discounted = 120 * USDC - 120 * USDC * 250 // 10_000
+    assert instructions["amount_token"] == str(discounted)
+    world.pay(invoice["id"], payer)
+    world.reconcile()
+    after = world.get_invoice(invoice["id"])
+    paid_minor = discounted // 10_000
+    assert (after["status"], after["paid_minor"], after["credited_minor"]) == ("paid", paid_minor, 12_000 - paid_minor)
+    (row,) = world.chain_payments()
+    assert row.adjustment_minor == -(12_000 - paid_minor) == -300 and row.adjustment_note_id.startswith("cn_")
+    kinds = [entry.document["kind"] for entry in world.entries(invoice["id"])]
+    assert kinds == ["invoice_issued", "credit_note", "payment_booked"]
+    assert world.journal_balanced()
+
+
+def test_late_fee_is_a_debit_note_of_exactly_what_the_contract_added(world: World) -> None:
+    payer = world.wallet()
+    now = world.block_timestamp()
+    options = {"late_fee_bps": 150, "late_fee_period_s": DAY_S, "late_fee_periods_max": 6}
+    invoice = world.invoice(world.customer([payer.address]), 20_000, terms=options, due_date=now + DAY_S)
+    world.anchor()
+    world.rpc("evm_increaseTime", [3 * DAY_S + 600])  # 2 days and 10 minutes late: 3 periods started
+    world.rpc("anvil_mine", [1])
+    terms = Terms.from_document(invoice["terms"])
+    instructions = world.instructions(invoice["id"])
+    # The next block is at least one second later; pin it so the contract and the test agree.
+    moment = int(instructions["as_of"]["timestamp"]) + 1
+    world.rpc("evm_setNextBlockTimestamp", [moment])
+    due = amount_due_at(terms, moment)
+    assert due == 200 * USDC + 200 * USDC * 150 * 3 // 10_000
+    world.pay(invoice["id"], payer, due)
+    world.reconcile()
+    after = world.get_invoice(invoice["id"])
+    fee_minor = (due - 200 * USDC) // 10_000
+    assert (after["status"], after["paid_minor"], after["debited_minor"]) == ("paid", 20_000 + fee_minor, fee_minor)
+    assert world.customer_row(invoice["customer"]).credit_balance_minor == 0
+    (row,) = world.chain_payments()
+    assert row.adjustment_minor == fee_minor and row.adjustment_note_id.startswith("dn_")
+    assert world.journal_balanced()
+
+
+def test_credit_note_then_payment_of_the_rest(world: World) -> None:
+    payer = world.wallet()
+    invoice = world.invoice(world.customer([payer.address]), 10_000)
+    line = {"description": "Goodwill", "quantity": 1, "unit_amount_minor": 2_500, "tax_bps": 0}
+    world.api("POST", "/v1/credit_notes", {"invoice": invoice["id"], "lines": [line]})
+    world.anchor()
+    instructions = world.instructions(invoice["id"])
+    assert (instructions["terms_version"], instructions["amount_token"]) == (2, str(75 * USDC))
+    world.pay(invoice["id"], payer)
+    world.reconcile()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["credited_minor"]) == ("paid", 7_500, 2_500)
+
+
+def test_offchain_payment_then_onchain_rest_follow_one_booking_path(world: World) -> None:
+    payer = world.wallet()
+    invoice = world.invoice(world.customer([payer.address]), 10_000)
+    world.api("POST", "/v1/payments", {"invoice": invoice["id"], "amount_minor": 3_000, "currency": "usd",
+                                       "method": "bank", "reference": "wire-1"})  # fmt: skip
+    world.anchor()
+    assert world.instructions(invoice["id"])["amount_token"] == str(70 * USDC)
+    world.pay(invoice["id"], payer)
+    world.reconcile()
+    payments = world.payments(invoice["id"])
+    assert [(row.method, row.amount_minor) for row in payments] == [("bank", 3_000), ("onchain", 7_000)]
+    assert world.get_invoice(invoice["id"])["status"] == "paid"
+    refused = world.api("POST", f"/v1/payments/{payments[1].id}/reverse", {}, ok=False)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "payment_onchain")
+    assert world.journal_balanced()
+
+
+def test_plain_transfer_is_matched_by_wallet_and_amount(world: World) -> None:
+    payer = world.wallet()
+    customer = world.customer([payer.address])
+    small = world.invoice(customer, 5_000)
+    exact = world.invoice(customer, 7_700)
+    world.transfer(payer, world.payee, 77 * USDC)
+    world.reconcile()
+    (row,) = world.chain_payments()
+    assert (row.status, row.source, row.invoice_id) == ("booked", "transfer", exact["id"])
+    assert world.get_invoice(exact["id"])["status"] == "paid"
+    assert world.get_invoice(small["id"])["status"] == "open"
+    # A plain transfer is not counted under the invoice key: the terms get a new version.
+    kinds = [entry.document["kind"] for entry in world.entries(exact["id"])]
+    assert kinds == ["invoice_issued", "payment_booked", "terms_updated"]
+    assert world.get_invoice(exact["id"])["terms"]["amount_due"] == "0"
+
+
+def test_overpayment_by_transfer_goes_to_customer_credit(world: World) -> None:
+    payer = world.wallet()
+    customer = world.customer([payer.address])
+    invoice = world.invoice(customer, 5_000)
+    world.transfer(payer, world.payee, 80 * USDC)
+    world.reconcile()
+    payment = world.payments(invoice["id"])[0]
+    assert (payment.applied_minor, payment.to_credit_minor) == (5_000, 3_000)
+    assert world.customer_row(customer).credit_balance_minor == 3_000
+    assert world.get_invoice(invoice["id"])["status"] == "paid"
+    assert world.journal_balanced()
+
+
+def test_unknown_token_goes_to_suspense_never_to_an_invoice(world: World) -> None:
+    payer = world.wallet()
+    customer = world.customer([payer.address])
+    invoice = world.invoice(customer, 5_000)
+    stranger = world.other_token()
+    world.send(world.owner, world.token(stranger).functions.mint(payer.address, 50 * USDC))
+    world.transfer(payer, world.payee, 50 * USDC, token=stranger)
+    world.reconcile()
+    (row,) = world.chain_payments()
+    assert (row.status, row.reason, row.token, row.invoice_id) == ("suspense", "token_not_registered", stranger, None)
+    assert world.payments() == [] and world.get_invoice(invoice["id"])["status"] == "open"
+    listed = world.api("GET", "/v1/suspense")["data"]
+    assert [item["id"] for item in listed] == [row.id]
+    refused = world.api("POST", f"/v1/chain_payments/{row.id}/apply", {"invoice": invoice["id"]}, ok=False)
+    assert refused.json()["error"]["code"] == "token_not_registered"
+
+
+def test_ambiguous_transfer_parks_with_suggestions_then_manual_apply_and_unapply(world: World) -> None:
+    payer = world.wallet()
+    customer = world.customer([payer.address])
+    first, second = world.invoice(customer, 4_000), world.invoice(customer, 4_000)
+    world.transfer(payer, world.payee, 40 * USDC)
+    world.reconcile()
+    (row,) = world.chain_payments()
+    assert (row.status, row.reason) == ("suspense", "ambiguous_invoice")
+    shown = world.api("GET", f"/v1/chain_payments/{row.id}")
+    assert [item["invoice"] for item in shown["suggestions"]] == [first["id"], second["id"]]
+    applied = world.api("POST", f"/v1/chain_payments/{row.id}/apply", {"invoice": second["id"]})
+    assert (applied["status"], applied["invoice"], applied["applied_by"]) == ("booked", second["id"], "manual")
+    assert world.get_invoice(second["id"])["status"] == "paid"
+    back = world.api("POST", f"/v1/chain_payments/{row.id}/unapply", {"reason": "wrong invoice"})
+    assert (back["status"], back["reason"]) == ("suspense", "unapplied")
+    assert world.get_invoice(second["id"])["status"] == "open"
+    world.api("POST", f"/v1/chain_payments/{row.id}/apply", {"invoice": first["id"]})
+    assert world.get_invoice(first["id"])["status"] == "paid"
+    assert world.journal_balanced()
+    balances = {(item["account"], item["currency"]): item for item in world.api("GET", "/v1/journal/balances")["data"]}
+    assert balances.get(("suspense", "usd"), {}).get("balance_minor", 0) == 0
