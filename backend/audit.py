@@ -88,12 +88,22 @@ class AuditReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "object": "audit_report", "ok": self.ok, "source": self.source, "ledger_id": self.ledger_id,
-            "checked": {"entries": self.entries, "anchored_heads": self.heads, "invoices": self.invoices,
-                        "postings": self.postings},
-            "rebuilt_root": self.root, "chain": self.chain, "findings_total": self.findings_total,
-            "findings": [finding.to_json() for finding in self.findings], "duration_s": round(self.duration_s, 3),
-        }  # fmt: skip
+            "object": "audit_report",
+            "ok": self.ok,
+            "source": self.source,
+            "ledger_id": self.ledger_id,
+            "checked": {
+                "entries": self.entries,
+                "anchored_heads": self.heads,
+                "invoices": self.invoices,
+                "postings": self.postings,
+            },
+            "rebuilt_root": self.root,
+            "chain": self.chain,
+            "findings_total": self.findings_total,
+            "findings": [finding.to_json() for finding in self.findings],
+            "duration_s": round(self.duration_s, 3),
+        }
 
 
 @dataclass(frozen=True)
@@ -154,16 +164,26 @@ def check_entry(record: EntryRecord) -> Check:
         findings.append(("document_invalid", f"the document is not a valid entry document: {error}"))
         return findings, record.leaf_hash or merkle.leaf_hash(record.leaf_input or b""), None
     if record.document_hash is not None and record.document_hash != entry.document_hash:
-        findings.append(("document_hash_mismatch", f"stored document_hash {to_hex(record.document_hash)} is not "
-                         f"SHA-256 of the document ({to_hex(entry.document_hash)}): the document was changed"))  # fmt: skip
+        findings.append(
+            (
+                "document_hash_mismatch",
+                f"stored document_hash {to_hex(record.document_hash)} is not "
+                f"SHA-256 of the document ({to_hex(entry.document_hash)}): the document was changed",
+            )
+        )
     leaf_input = entry.leaf_input()
     if record.leaf_input is not None and record.leaf_input != leaf_input:
-        findings.append(("leaf_input_mismatch", "the stored leaf input differs from the document's in "
-                         f"{_leaf_differences(record.leaf_input, entry)}"))  # fmt: skip
+        findings.append(
+            (
+                "leaf_input_mismatch",
+                f"the stored leaf input differs from the document's in {_leaf_differences(record.leaf_input, entry)}",
+            )
+        )
     stored = record.leaf_input if record.leaf_input is not None else leaf_input
     if record.leaf_hash is not None and record.leaf_hash != merkle.leaf_hash(stored):
-        findings.append(("leaf_hash_mismatch", f"stored leaf hash {to_hex(record.leaf_hash)} is not "
-                         "SHA-256(0x00 || leaf input)"))  # fmt: skip
+        findings.append(
+            ("leaf_hash_mismatch", f"stored leaf hash {to_hex(record.leaf_hash)} is not SHA-256(0x00 || leaf input)")
+        )
     return findings, merkle.leaf_hash(leaf_input), entry.document_hash
 
 
@@ -190,12 +210,18 @@ class Rebuilder:
         report = self.report
         if record.sequence != self.position:
             if record.sequence < self.position:
-                report.add("sequence_out_of_order", f"entry {record.sequence}",
-                           f"entry {record.sequence} appears again (or out of order) at position {self.position}")
+                report.add(
+                    "sequence_out_of_order",
+                    f"entry {record.sequence}",
+                    f"entry {record.sequence} appears again (or out of order) at position {self.position}",
+                )
                 return False
-            report.add("sequence_gap", f"entry {self.position}",
-                       f"expected entry {self.position}, found entry {record.sequence}: entries "
-                       f"{self.position}..{record.sequence - 1} are missing or out of order")  # fmt: skip
+            report.add(
+                "sequence_gap",
+                f"entry {self.position}",
+                f"expected entry {self.position}, found entry {record.sequence}: entries "
+                f"{self.position}..{record.sequence - 1} are missing or out of order",
+            )
             self._flush()
             if self.broken_at is None:
                 self.broken_at = self.position
@@ -240,10 +266,17 @@ def _leaf_differences(stored: bytes, entry: Entry) -> str:
         fields = parse_leaf_input(stored)
     except LedgerError as error:
         return f"its encoding ({error.message})"
-    names = [name for name, stored_value, value in (
-        ("sequence", fields.sequence, entry.sequence), ("kind", fields.kind, entry.kind),
-        ("subject", fields.subject, entry.subject), ("document_hash", fields.document_hash, entry.document_hash),
-        ("terms", fields.terms, entry.terms)) if stored_value != value]  # fmt: skip
+    names = [
+        name
+        for name, stored_value, value in (
+            ("sequence", fields.sequence, entry.sequence),
+            ("kind", fields.kind, entry.kind),
+            ("subject", fields.subject, entry.subject),
+            ("document_hash", fields.document_hash, entry.document_hash),
+            ("terms", fields.terms, entry.terms),
+        )
+        if stored_value != value
+    ]
     if fields.sequence != entry.sequence:
         names[0] = f"sequence (it says {fields.sequence})"
     return ", ".join(names) or "its encoding"
@@ -274,21 +307,30 @@ def check_heads(report: AuditReport, tree: Rebuilder, anchors: Sequence[AnchorRe
         truth = chain_root if chain_root not in (None, ZERO32) else recorded.get(size)
         rebuilt = tree.root(size)
         if rebuilt is None:
-            code, why = (("head_not_rebuildable", f"entries from {tree.broken_at} are missing")
-                         if tree.broken_at is not None and tree.broken_at < size
-                         else ("head_beyond_ledger", f"the ledger has only {tree.position} entries"))  # fmt: skip
+            code, why = (
+                ("head_not_rebuildable", f"entries from {tree.broken_at} are missing")
+                if tree.broken_at is not None and tree.broken_at < size
+                else ("head_beyond_ledger", f"the ledger has only {tree.position} entries")
+            )
             report.add(code, subject, f"cannot rebuild the root of size {size}: {why}")
             continue
         if truth is not None and rebuilt != truth:
-            report.add("head_mismatch", subject, f"the root rebuilt from the documents ({to_hex(rebuilt)}) differs "
-                       f"from the anchored root ({to_hex(truth)})")  # fmt: skip
+            report.add(
+                "head_mismatch",
+                subject,
+                f"the root rebuilt from the documents ({to_hex(rebuilt)}) differs "
+                f"from the anchored root ({to_hex(truth)})",
+            )
         if truth is not None:
             checked.append((size, truth))
-    for (old_size, old_root), (new_size, new_root) in zip(checked, checked[1:], strict=False):
+    for (old_size, old_root), (new_size, new_root) in itertools.pairwise(checked):
         proof = tree.consistency(old_size, new_size)
         if not merkle.verify_consistency(old_size, new_size, old_root, new_root, proof):
-            report.add("heads_inconsistent", f"head {new_size}",
-                       f"no consistency proof from the rebuilt tree links head {old_size} to head {new_size}")
+            report.add(
+                "heads_inconsistent",
+                f"head {new_size}",
+                f"no consistency proof from the rebuilt tree links head {old_size} to head {new_size}",
+            )
 
 
 # --- Invoices and the journal ------------------------------------------------------------------
@@ -335,9 +377,13 @@ def replay_invoice_entry(replays: dict[str, InvoiceReplay], document: Any) -> No
         state.written_off_minor += amount
 
 
-INVOICE_FIELDS = (("total_minor", "issued_minor"), ("credited_minor", "credits_minor"),
-                  ("debited_minor", "debits_minor"), ("paid_minor", "payments_minor"),
-                  ("written_off_minor", "written_off_minor"))  # fmt: skip
+INVOICE_FIELDS = (
+    ("total_minor", "issued_minor"),
+    ("credited_minor", "credits_minor"),
+    ("debited_minor", "debits_minor"),
+    ("paid_minor", "payments_minor"),
+    ("written_off_minor", "written_off_minor"),
+)
 
 
 def check_invoices(report: AuditReport, replays: dict[str, InvoiceReplay], invoices: Iterable[dict[str, Any]]) -> None:
@@ -349,16 +395,25 @@ def check_invoices(report: AuditReport, replays: dict[str, InvoiceReplay], invoi
         state = replays.get(invoice_id)
         subject = f"invoice {invoice_id}"
         if state is None or not state.issued:
-            report.add("invoice_without_entries", subject, f"a {invoice.get('status')} invoice with no invoice_issued entry")
+            report.add(
+                "invoice_without_entries", subject, f"a {invoice.get('status')} invoice with no invoice_issued entry"
+            )
             continue
-        differences = [f"{stored} is {invoice.get(stored)}, the entries give {getattr(state, replayed)}"
-                       for stored, replayed in INVOICE_FIELDS if invoice.get(stored) != getattr(state, replayed)]  # fmt: skip
+        differences = [
+            f"{stored} is {invoice.get(stored)}, the entries give {getattr(state, replayed)}"
+            for stored, replayed in INVOICE_FIELDS
+            if invoice.get(stored) != getattr(state, replayed)
+        ]
         if differences:
             report.add("invoice_mismatch", subject, "; ".join(differences))
         if state.balance_minor < 0:
-            report.add("invoice_balance_negative", subject, f"issued - credits + debits - payments = {state.balance_minor}")
+            report.add(
+                "invoice_balance_negative", subject, f"issued - credits + debits - payments = {state.balance_minor}"
+            )
     for invoice_id in sorted(set(replays) - seen):
-        report.add("invoice_missing", f"invoice {invoice_id}", "entries name this invoice, but no invoice record exists")
+        report.add(
+            "invoice_missing", f"invoice {invoice_id}", "entries name this invoice, but no invoice record exists"
+        )
 
 
 def check_journal(report: AuditReport, lines: Iterable[dict[str, Any]]) -> None:
@@ -374,7 +429,9 @@ def check_journal(report: AuditReport, lines: Iterable[dict[str, Any]]) -> None:
             report.add("posting_unbalanced", f"posting {posting_id}", f"its lines sum to {total}, not zero")
     for currency, total in sorted(currencies.items()):
         if total:
-            report.add("journal_unbalanced", f"journal {currency}", f"the journal in {currency} sums to {total}, not zero")
+            report.add(
+                "journal_unbalanced", f"journal {currency}", f"the journal in {currency} sums to {total}, not zero"
+            )
 
 
 # --- Receipts ----------------------------------------------------------------------------------
@@ -410,7 +467,9 @@ def _chunks(records: Iterator[EntryRecord], size: int) -> Iterator[list[EntryRec
         yield chunk
 
 
-def _checked_chunks(records: Iterator[EntryRecord], workers: int | None) -> Iterator[tuple[list[EntryRecord], list[Check]]]:
+def _checked_chunks(
+    records: Iterator[EntryRecord], workers: int | None
+) -> Iterator[tuple[list[EntryRecord], list[Check]]]:
     """Chunks of records with their checks, in order. With several workers, a bounded window of
     chunks is in flight in a process pool (memory stays bounded; order is kept)."""
     count = min(workers or os.cpu_count() or 1, workers_max)
@@ -419,7 +478,9 @@ def _checked_chunks(records: Iterator[EntryRecord], workers: int | None) -> Iter
             yield chunk, check_chunk(chunk)
         return
     window: collections.deque[tuple[list[EntryRecord], Any]] = collections.deque()
-    with concurrent.futures.ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=count, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
         for chunk in _chunks(records, check_chunk_entries):
             window.append((chunk, pool.submit(check_chunk, chunk)))
             if len(window) >= 2 * count:
@@ -506,8 +567,13 @@ def bundle_entry(record: dict[str, Any]) -> EntryRecord:
 
 
 def bundle_anchor(record: dict[str, Any]) -> AnchorRecord:
-    return AnchorRecord(int(record["tree_size"]), hex_or_none(record["root"], 32) or b"",
-                        int(record["chain_id"]), str(record["contract"]), str(record["tx_hash"]))  # fmt: skip
+    return AnchorRecord(
+        int(record["tree_size"]),
+        hex_or_none(record["root"], 32) or b"",
+        int(record["chain_id"]),
+        str(record["contract"]),
+        str(record["tx_hash"]),
+    )
 
 
 def sha256_hex(data: bytes) -> str:
@@ -533,24 +599,37 @@ def database_input(sessions: Any, ledger_id: str) -> AuditInput:
         while True:
             with transaction(sessions) as session:
                 rows = session.execute(
-                    select(LedgerEntry.sequence, LedgerEntry.document, LedgerEntry.document_hash,
-                           LedgerEntry.leaf_input, LedgerEntry.leaf_hash, LedgerEntry.invoice_id)
+                    select(
+                        LedgerEntry.sequence,
+                        LedgerEntry.document,
+                        LedgerEntry.document_hash,
+                        LedgerEntry.leaf_input,
+                        LedgerEntry.leaf_hash,
+                        LedgerEntry.invoice_id,
+                    )
                     .where(LedgerEntry.ledger_id == ledger_id, LedgerEntry.sequence > last)
-                    .order_by(LedgerEntry.sequence).limit(entry_batch_rows_max)
-                ).all()  # fmt: skip
+                    .order_by(LedgerEntry.sequence)
+                    .limit(entry_batch_rows_max)
+                ).all()
             if not rows:
                 return
             for sequence, document, document_hash, leaf_input, leaf_hash, invoice_id in rows:
-                yield EntryRecord(sequence, document, bytes(document_hash), bytes(leaf_input), bytes(leaf_hash),
-                                  invoice_id)  # fmt: skip
+                yield EntryRecord(
+                    sequence, document, bytes(document_hash), bytes(leaf_input), bytes(leaf_hash), invoice_id
+                )
             last = rows[-1][0]
 
     def anchors() -> list[AnchorRecord]:
         with transaction(sessions) as session:
-            rows = session.scalars(select(AnchorTransaction).where(
-                AnchorTransaction.ledger_id == ledger_id, AnchorTransaction.status == "confirmed"))  # fmt: skip
-            return [AnchorRecord(row.tree_size, bytes(row.root), row.chain_id, row.contract, to_hex(bytes(row.tx_hash)))
-                    for row in rows]  # fmt: skip
+            rows = session.scalars(
+                select(AnchorTransaction).where(
+                    AnchorTransaction.ledger_id == ledger_id, AnchorTransaction.status == "confirmed"
+                )
+            )
+            return [
+                AnchorRecord(row.tree_size, bytes(row.root), row.chain_id, row.contract, to_hex(bytes(row.tx_hash)))
+                for row in rows
+            ]
 
     def invoices() -> list[dict[str, Any]]:
         with transaction(sessions) as session:
@@ -563,9 +642,16 @@ def database_input(sessions: Any, ledger_id: str) -> AuditInput:
 
     with transaction(sessions) as session:
         count = session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.ledger_id == ledger_id))
-    return AuditInput(f"database ({ledger_id})", ledger_id, entries(), anchors, invoices, journal,
-                      expected_entries=int(count or 0),
-                      extra_checks=lambda report, tree: _check_stored_tree(report, tree, sessions, ledger_id))  # fmt: skip
+    return AuditInput(
+        f"database ({ledger_id})",
+        ledger_id,
+        entries(),
+        anchors,
+        invoices,
+        journal,
+        expected_entries=int(count or 0),
+        extra_checks=lambda report, tree: _check_stored_tree(report, tree, sessions, ledger_id),
+    )
 
 
 def _check_stored_tree(report: AuditReport, tree: Rebuilder, sessions: Any, ledger_id: str) -> None:
@@ -580,9 +666,12 @@ def _check_stored_tree(report: AuditReport, tree: Rebuilder, sessions: Any, ledg
         head_size, head_root = (head.size, bytes(head.root)) if head is not None else (0, merkle.EMPTY_ROOT)
     rebuilt = tree.root(head_size)
     if rebuilt is None or rebuilt != head_root or head_size != tree.position:
-        report.add("stored_head_mismatch", f"head {head_size}",
-                   f"the stored head (size {head_size}, root {to_hex(head_root)}) is not the rebuilt tree's "
-                   f"({tree.position} entries, root {to_hex(rebuilt) if rebuilt else 'not rebuildable'})")  # fmt: skip
+        report.add(
+            "stored_head_mismatch",
+            f"head {head_size}",
+            f"the stored head (size {head_size}, root {to_hex(head_root)}) is not the rebuilt tree's "
+            f"({tree.position} entries, root {to_hex(rebuilt) if rebuilt else 'not rebuildable'})",
+        )
     levels = tree.store._levels  # the rebuilt tree, level by level (ledger.merkle.MemoryNodeStore)
     bad: list[str] = []
     bad_count = 0
@@ -591,10 +680,13 @@ def _check_stored_tree(report: AuditReport, tree: Rebuilder, sessions: Any, ledg
         with transaction(sessions) as session:
             rows = session.execute(
                 select(MerkleNode.level, MerkleNode.node_index, MerkleNode.hash)
-                .where(MerkleNode.ledger_id == ledger_id,
-                       (MerkleNode.level > last[0]) | ((MerkleNode.level == last[0]) & (MerkleNode.node_index > last[1])))
-                .order_by(MerkleNode.level, MerkleNode.node_index).limit(entry_batch_rows_max * 2)
-            ).all()  # fmt: skip
+                .where(
+                    MerkleNode.ledger_id == ledger_id,
+                    (MerkleNode.level > last[0]) | ((MerkleNode.level == last[0]) & (MerkleNode.node_index > last[1])),
+                )
+                .order_by(MerkleNode.level, MerkleNode.node_index)
+                .limit(entry_batch_rows_max * 2)
+            ).all()
         if not rows:
             break
         for level, index, hash_ in rows:
@@ -606,8 +698,11 @@ def _check_stored_tree(report: AuditReport, tree: Rebuilder, sessions: Any, ledg
                     bad.append(f"({level}, {index}) covering entries {first}..{first + (1 << level) - 1}")
         last = (rows[-1][0], rows[-1][1])
     if bad_count:
-        report.add("stored_node_mismatch", "merkle_nodes",
-                   f"{bad_count} stored Merkle node(s) differ from the rebuilt tree: {', '.join(bad)}")
+        report.add(
+            "stored_node_mismatch",
+            "merkle_nodes",
+            f"{bad_count} stored Merkle node(s) differ from the rebuilt tree: {', '.join(bad)}",
+        )
 
 
 def bundle_input(path: Any) -> AuditInput:
@@ -625,16 +720,32 @@ def bundle_input(path: Any) -> AuditInput:
         for name in SECTIONS:
             digest = bundle.digests[name]
             if manifest.get("counts", {}).get(name) != digest.count:
-                report.add("bundle_count_mismatch", f"bundle {name}", f"the manifest counts "
-                           f"{manifest.get('counts', {}).get(name)} {name}, the bundle holds {digest.count}")  # fmt: skip
+                report.add(
+                    "bundle_count_mismatch",
+                    f"bundle {name}",
+                    f"the manifest counts "
+                    f"{manifest.get('counts', {}).get(name)} {name}, the bundle holds {digest.count}",
+                )
             if manifest.get("sha256", {}).get(name) != "0x" + digest.sha256.hexdigest():
-                report.add("bundle_hash_mismatch", f"bundle {name}", f"the {name} section's SHA-256 is not the manifest's")
+                report.add(
+                    "bundle_hash_mismatch", f"bundle {name}", f"the {name} section's SHA-256 is not the manifest's"
+                )
         head = manifest.get("head", {})
         rebuilt = tree.root(int(head.get("tree_size", -1))) if isinstance(head.get("tree_size"), int) else None
         if rebuilt is None or to_hex(rebuilt) != head.get("root") or head.get("tree_size") != tree.position:
-            report.add("stored_head_mismatch", f"head {head.get('tree_size')}",
-                       "the exported head is not the root of the tree rebuilt from the exported documents")
+            report.add(
+                "stored_head_mismatch",
+                f"head {head.get('tree_size')}",
+                "the exported head is not the root of the tree rebuilt from the exported documents",
+            )
 
-    return AuditInput(f"bundle {path}", "", (bundle_entry(record) for record in bundle.entries()),
-                      lambda: [bundle_anchor(record) for record in bundle.anchors], lambda: bundle.invoices,
-                      lambda: bundle.journal, expected_entries=bundle.expected_entries(), extra_checks=extra)  # fmt: skip
+    return AuditInput(
+        f"bundle {path}",
+        "",
+        (bundle_entry(record) for record in bundle.entries()),
+        lambda: [bundle_anchor(record) for record in bundle.anchors],
+        lambda: bundle.invoices,
+        lambda: bundle.journal,
+        expected_entries=bundle.expected_entries(),
+        extra_checks=extra,
+    )

@@ -70,8 +70,13 @@ def verify(
 
 
 def _print_verification(result: Any, path: Path) -> None:
-    styles = {"valid": "bold green", "invalid": "bold red", "not_anchored": "bold yellow",
-              "chain_unreachable": "bold magenta", "unreadable": "bold red"}  # fmt: skip
+    styles = {
+        "valid": "bold green",
+        "invalid": "bold red",
+        "not_anchored": "bold yellow",
+        "chain_unreachable": "bold magenta",
+        "unreadable": "bold red",
+    }
     table = Table(title=f"Receipt {path}", show_header=True, header_style="bold")
     table.add_column("check")
     table.add_column("result")
@@ -109,8 +114,12 @@ def export(
     try:
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("exporting entries", total=None)
-            result = write_bundle(session_factory(engine), settings.ledger_id, directory,
-                                  progress=lambda count: progress.advance(task, count))  # fmt: skip
+            result = write_bundle(
+                session_factory(engine),
+                settings.ledger_id,
+                directory,
+                progress=lambda count: progress.advance(task, count),
+            )
     finally:
         engine.dispose()
     counts = ", ".join(f"{count} {name}" for name, count in result["counts"].items())
@@ -122,7 +131,9 @@ def export(
 
 @app.command()
 def audit(
-    bundle: Path | None = typer.Argument(None, help="An export bundle (directory or NDJSON file); default: the database."),
+    bundle: Path | None = typer.Argument(
+        None, help="An export bundle (directory or NDJSON file); default: the database."
+    ),
     database_url: str = typer.Option("", "--database-url", help="Audit this database (default: the configured one)."),
     rpc_url: str = typer.Option("", "--rpc-url", envvar="RPC_URL", help="Chain to check anchored heads on."),
     contract: str = typer.Option("", "--contract", help="LedgerAnchor address (default: from the anchors)."),
@@ -171,19 +182,34 @@ def audit(
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _run_with_progress(auditing: Any, source: Any, settings: Any, rpc_url: str, contract: str, from_block: int,
-                       offline: bool, receipts: list[tuple[str, Any]]) -> Any:  # fmt: skip
+def _run_with_progress(
+    auditing: Any,
+    source: Any,
+    settings: Any,
+    rpc_url: str,
+    contract: str,
+    from_block: int,
+    offline: bool,
+    receipts: list[tuple[str, Any]],
+) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     chain_problem: str | None = None
     chain = None
-    with Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True) as progress:  # fmt: skip
+    with Progress(
+        TextColumn("auditing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("entries", total=source.expected_entries)
         if not offline:
             chain, chain_problem = _chain_view(auditing, source, settings, rpc_url, contract, from_block)
-        report = auditing.run_audit(source, chain=chain, receipts=receipts,
-                                    progress=lambda count: progress.advance(task, count))  # fmt: skip
+        report = auditing.run_audit(
+            source, chain=chain, receipts=receipts, progress=lambda count: progress.advance(task, count)
+        )
     if offline:
         report.chain = {"checked": False, "reason": "--offline"}
     elif chain_problem is not None:
@@ -193,8 +219,9 @@ def _run_with_progress(auditing: Any, source: Any, settings: Any, rpc_url: str, 
     return report
 
 
-def _chain_view(auditing: Any, source: Any, settings: Any, rpc_url: str, contract: str,
-                from_block: int) -> tuple[Any, str | None]:  # fmt: skip
+def _chain_view(
+    auditing: Any, source: Any, settings: Any, rpc_url: str, contract: str, from_block: int
+) -> tuple[Any, str | None]:
     """A ChainView on the LedgerAnchor the anchors name (or --contract, or the deployments file)."""
     from backend.verify import ChainUnreachable, JsonRpc, LedgerAnchorReader, RpcError
 
@@ -254,8 +281,7 @@ def worker_anchor() -> None:
     from backend.settings import get_settings
     from backend.workers.anchorer import build_anchorer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        stream=sys.stderr)  # fmt: skip
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     settings = get_settings()
     engine = create_engine(settings.effective_database_url)
     anchorer = build_anchorer(settings, engine, session_factory(engine), Deployments(settings.deployments_file))
@@ -282,8 +308,7 @@ def worker_reconcile() -> None:
     from backend.settings import get_settings
     from backend.workers.reconciler import build_reconciler
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        stream=sys.stderr)  # fmt: skip
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     settings = get_settings()
     engine = create_engine(settings.effective_database_url)
     reconciler = build_reconciler(settings, engine, session_factory(engine), Deployments(settings.deployments_file))

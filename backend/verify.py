@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
 from ledger import limits
@@ -39,8 +39,13 @@ EXIT_INVALID = 1
 EXIT_NOT_ANCHORED = 2
 EXIT_UNREACHABLE = 3
 EXIT_USAGE = 4
-OUTCOMES = {EXIT_VALID: "valid", EXIT_INVALID: "invalid", EXIT_NOT_ANCHORED: "not_anchored",
-            EXIT_UNREACHABLE: "chain_unreachable", EXIT_USAGE: "unreadable"}  # fmt: skip
+OUTCOMES = {
+    EXIT_VALID: "valid",
+    EXIT_INVALID: "invalid",
+    EXIT_NOT_ANCHORED: "not_anchored",
+    EXIT_UNREACHABLE: "chain_unreachable",
+    EXIT_USAGE: "unreadable",
+}
 
 ROOT_AT_SELECTOR = keccak(text="rootAt(uint64)")[:4]
 LATEST_SELECTOR = keccak(text="latest()")[:4]
@@ -65,10 +70,12 @@ class JsonRpc:
         self.timeout_s = timeout_s
 
     def call(self, method: str, params: list[Any]) -> Any:
+        if not self.url.startswith(("http://", "https://")):
+            raise ChainUnreachable(f"{self.url}: only http(s) RPC URLs are supported")
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 (user's URL)
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 (http(s) only)
                 reply = json.loads(response.read(rpc_response_bytes_max))
         except (urllib.error.URLError, OSError, ValueError) as error:
             raise ChainUnreachable(f"{self.url}: {type(error).__name__}: {str(error)[:200]}") from error
@@ -112,13 +119,28 @@ class LedgerAnchorReader:
         start = from_block
         while start <= head:
             end = min(head, start + block_range_max - 1)
-            logs = self.rpc.call("eth_getLogs", [{"address": self.contract, "fromBlock": hex(start),
-                                                  "toBlock": hex(end), "topics": [to_hex(HEAD_ANCHORED_TOPIC)]}])  # fmt: skip
+            logs = self.rpc.call(
+                "eth_getLogs",
+                [
+                    {
+                        "address": self.contract,
+                        "fromBlock": hex(start),
+                        "toBlock": hex(end),
+                        "topics": [to_hex(HEAD_ANCHORED_TOPIC)],
+                    }
+                ],
+            )
             for log in logs or []:
                 root, previous = abi_decode(["bytes32", "uint64"], bytes.fromhex(log["data"][2:]))
-                events.append({"tree_size": int(log["topics"][1], 16), "root": bytes(root),
-                               "previous_size": int(previous), "tx_hash": log["transactionHash"],
-                               "block_number": int(log["blockNumber"], 16)})  # fmt: skip
+                events.append(
+                    {
+                        "tree_size": int(log["topics"][1], 16),
+                        "root": bytes(root),
+                        "previous_size": int(previous),
+                        "tx_hash": log["transactionHash"],
+                        "block_number": int(log["blockNumber"], 16),
+                    }
+                )
             start = end + 1
         return events
 
@@ -142,9 +164,14 @@ class Verification:
         return self
 
     def to_json(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "exit_code": self.exit_code, "reason": self.reason or None,
-                "message": self.message, "checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in self.checks],
-                **self.facts}  # fmt: skip
+        return {
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "reason": self.reason or None,
+            "message": self.message,
+            "checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in self.checks],
+            **self.facts,
+        }
 
 
 def load_receipt(path: Path) -> Any:
@@ -164,6 +191,8 @@ def load_receipt(path: Path) -> Any:
 def verify_receipt(receipt: Any, rpc_url: str, timeout_s: float = RPC_TIMEOUT_S_DEFAULT) -> Verification:
     """Run every check; the result's exit_code is one of the EXIT_* codes."""
     result = Verification()
+    if not rpc_url.startswith(("http://", "https://")):
+        return result.finish(EXIT_USAGE, "usage", f"--rpc-url must be an http(s) URL, got {rpc_url!r:.80}")
     try:
         verify_receipt_offline(receipt)
     except ReceiptInvalid as error:
@@ -179,10 +208,16 @@ def verify_receipt(receipt: Any, rpc_url: str, timeout_s: float = RPC_TIMEOUT_S_
     result.checks.extend((name, True, "") for name in OFFLINE_CHECKS)
     anchor = receipt["anchor"]
     result.facts.update(
-        kind=receipt["kind"], leaf_index=receipt["leaf_index"], tree_size=receipt["tree_size"],
-        root=receipt["root"], document_hash=receipt["document_hash"], chain_id=anchor["chain_id"],
-        contract=anchor["contract"], tx_hash=anchor["tx_hash"], block_number=anchor["block_number"],
-    )  # fmt: skip
+        kind=receipt["kind"],
+        leaf_index=receipt["leaf_index"],
+        tree_size=receipt["tree_size"],
+        root=receipt["root"],
+        document_hash=receipt["document_hash"],
+        chain_id=anchor["chain_id"],
+        contract=anchor["contract"],
+        tx_hash=anchor["tx_hash"],
+        block_number=anchor["block_number"],
+    )
     reader = LedgerAnchorReader(JsonRpc(rpc_url, timeout_s), anchor["contract"])
     try:
         return _verify_onchain(result, reader, receipt)
@@ -197,24 +232,40 @@ def _verify_onchain(result: Verification, reader: LedgerAnchorReader, receipt: d
     chain_id = reader.chain_id()
     if chain_id != anchor["chain_id"]:
         result.checks.append(("chain_id", False, f"the RPC endpoint serves chain {chain_id}"))
-        return result.finish(EXIT_USAGE, "wrong_chain", f"the receipt was anchored on chain {anchor['chain_id']}, "
-                             f"but {reader.rpc.url} serves chain {chain_id}: use an RPC URL of that chain")  # fmt: skip
+        return result.finish(
+            EXIT_USAGE,
+            "wrong_chain",
+            f"the receipt was anchored on chain {anchor['chain_id']}, "
+            f"but {reader.rpc.url} serves chain {chain_id}: use an RPC URL of that chain",
+        )
     result.checks.append(("chain_id", True, str(chain_id)))
     if not reader.has_code():
         result.checks.append(("contract", False, "no contract code at that address"))
-        return result.finish(EXIT_INVALID, "no_contract", f"there is no contract at {anchor['contract']} "
-                             f"on chain {chain_id}")  # fmt: skip
+        return result.finish(
+            EXIT_INVALID, "no_contract", f"there is no contract at {anchor['contract']} on chain {chain_id}"
+        )
     result.checks.append(("contract", True, anchor["contract"]))
     onchain = reader.root_at(receipt["tree_size"])
     result.facts["onchain_root"] = to_hex(onchain)
     if onchain == b"\x00" * 32:
         result.checks.append(("anchor_root", False, f"rootAt({receipt['tree_size']}) is zero"))
-        return result.finish(EXIT_NOT_ANCHORED, "not_anchored", f"the contract has no head of size "
-                             f"{receipt['tree_size']}: this head was never anchored (or not yet)")  # fmt: skip
+        return result.finish(
+            EXIT_NOT_ANCHORED,
+            "not_anchored",
+            f"the contract has no head of size {receipt['tree_size']}: this head was never anchored (or not yet)",
+        )
     if to_hex(onchain) != receipt["root"]:
         result.checks.append(("anchor_root", False, f"rootAt({receipt['tree_size']}) = {to_hex(onchain)}"))
-        return result.finish(EXIT_INVALID, "root_mismatch", f"the chain's root at size {receipt['tree_size']} "
-                             f"is {to_hex(onchain)}, not the receipt's {receipt['root']}")  # fmt: skip
+        return result.finish(
+            EXIT_INVALID,
+            "root_mismatch",
+            f"the chain's root at size {receipt['tree_size']} "
+            f"is {to_hex(onchain)}, not the receipt's {receipt['root']}",
+        )
     result.checks.append(("anchor_root", True, f"rootAt({receipt['tree_size']}) matches"))
-    return result.finish(EXIT_VALID, "", f"entry {receipt['leaf_index']} ({receipt['kind']}) is in the head of "
-                         f"size {receipt['tree_size']} anchored on chain {chain_id}")  # fmt: skip
+    return result.finish(
+        EXIT_VALID,
+        "",
+        f"entry {receipt['leaf_index']} ({receipt['kind']}) is in the head of "
+        f"size {receipt['tree_size']} anchored on chain {chain_id}",
+    )

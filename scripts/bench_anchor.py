@@ -54,8 +54,9 @@ def _anchored_at_ms(state: Any, sequences: dict[str, int]) -> dict[str, int]:
     with transaction(state.sessions) as session:
         anchors = session.execute(
             select(AnchorTransaction.tree_size, AnchorTransaction.confirmed_ms)
-            .where(AnchorTransaction.status == "confirmed").order_by(AnchorTransaction.tree_size)
-        ).all()  # fmt: skip
+            .where(AnchorTransaction.status == "confirmed")
+            .order_by(AnchorTransaction.tree_size)
+        ).all()
     found: dict[str, int] = {}
     for invoice_id, sequence in sequences.items():
         covering = [confirmed for size, confirmed in anchors if size > sequence]
@@ -76,17 +77,22 @@ def _wait_idle(client: TestClient, headers: dict[str, str]) -> None:
     raise RuntimeError("the ledger's head was not anchored in time")
 
 
-def _measure(client: TestClient, state: Any, headers: dict[str, str], customer: str, *, trickle: int,
-             bursts: int) -> dict[str, list[float]]:  # fmt: skip
+def _measure(
+    client: TestClient, state: Any, headers: dict[str, str], customer: str, *, trickle: int, bursts: int
+) -> dict[str, list[float]]:
     finalized_ms: dict[str, int] = {}
     sequences: dict[str, int] = {}
     pattern: dict[str, str] = {}
     _wait_idle(client, headers)  # the customer's own entry must not start the interval clock early
     for _ in range(trickle):
-        reply = client.post("/v1/invoices", json={"customer": customer, "lines": [LINE], "finalize": True},
-                            headers=headers).json()  # fmt: skip
+        reply = client.post(
+            "/v1/invoices", json={"customer": customer, "lines": [LINE], "finalize": True}, headers=headers
+        ).json()
         finalized_ms[reply["id"]], sequences[reply["id"]], pattern[reply["id"]] = (
-            int(time.time() * 1000), reply["issued_entry"], "trickle")
+            int(time.time() * 1000),
+            reply["issued_entry"],
+            "trickle",
+        )
         time.sleep(0.25)
     _wait_idle(client, headers)  # the bursts must not carry the last trickle invoices along
     for _ in range(bursts):
@@ -95,7 +101,10 @@ def _measure(client: TestClient, state: Any, headers: dict[str, str], customer: 
         moment = int(time.time() * 1000)
         for invoice in reply["data"]:
             finalized_ms[invoice["id"]], sequences[invoice["id"]], pattern[invoice["id"]] = (
-                moment, invoice["issued_entry"], "burst")
+                moment,
+                invoice["issued_entry"],
+                "burst",
+            )
         time.sleep(1.0)
     deadline = time.monotonic() + SETTLE_TIMEOUT_S_MAX
     while len(anchored := _anchored_at_ms(state, sequences)) < len(sequences):
@@ -114,8 +123,12 @@ def _measure(client: TestClient, state: Any, headers: dict[str, str], customer: 
 def run(quick: bool = False) -> list[tuple[str, str]]:
     trickle, bursts = (30, 1) if quick else (120, 3)
     with tempfile.TemporaryDirectory(prefix="tally-bench-anchor-") as directory, running_anvil() as anvil:
-        settings = Settings(database_url=f"sqlite:///{directory}/tally.sqlite", rpc_url=anvil.url,
-                            data_dir=Path(directory), ledger_id="bench-anchor")  # fmt: skip
+        settings = Settings(
+            database_url=f"sqlite:///{directory}/tally.sqlite",
+            rpc_url=anvil.url,
+            data_dir=Path(directory),
+            ledger_id="bench-anchor",
+        )
         migrate(settings.effective_database_url)
         w3 = connect(anvil.url)
         deploy_or_reuse(w3, anchorer_account(settings, w3.eth.chain_id), Deployments(settings.deployments_file))
@@ -126,15 +139,16 @@ def run(quick: bool = False) -> list[tuple[str, str]]:
         stop = start_workers(state)
         try:
             with TestClient(app) as client:
-                customer = client.post("/v1/customers", json={"name": "Bench", "currency": "usd",
-                                                               "payee_address": PAYEE}, headers=headers).json()["id"]  # fmt: skip
+                customer = client.post(
+                    "/v1/customers", json={"name": "Bench", "currency": "usd", "payee_address": PAYEE}, headers=headers
+                ).json()["id"]
                 latencies = _measure(client, state, headers, customer, trickle=trickle, bursts=bursts)
         finally:
             stop()
             state.engine.dispose()
     figures = []
     for name, values in latencies.items():
-        label = (f"{name}: finalize -> receipt, p50 / p99 ({len(values)} invoices)")
+        label = f"{name}: finalize -> receipt, p50 / p99 ({len(values)} invoices)"
         figures.append((label, f"{statistics.median(values):.2f} s / {_percentile(values, 0.99):.2f} s"))
     return figures
 

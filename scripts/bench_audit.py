@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backend import audit as auditing
-from backend.anchoring.export import write_bundle
 from sqlalchemy import select
 
+from backend import audit as auditing
+from backend.anchoring.export import write_bundle
 from backend.db import create_engine, migrate, session_factory, transaction
 from backend.models import LedgerEntry
 from backend.services import ledger as ledger_service
@@ -62,17 +62,52 @@ def _documents(count: int) -> list[dict[str, Any]]:
 
         group = [
             build_document(EntryKind.CUSTOMER_CREATED, **common, customer_id=f"cus_{number:08d}", currency="usd"),
-            build_document(EntryKind.INVOICE_ISSUED, **common, **invoice, customer_id=f"cus_{number:08d}",
-                           currency="usd", lines=[{"description": "Work", "quantity": 2, "unit_amount_minor": 5_000,
-                                                   "tax_bps": 1_000, "net_minor": 10_000, "tax_minor": 1_000}],
-                           subtotal_minor=10_000, tax_minor=1_000, total_minor=11_000, due_date=CREATED + 86_400,
-                           token_decimals=2, terms=terms(1, 11_000)),
-            build_document(EntryKind.CREDIT_NOTE, **common, **invoice, credit_note_id=f"cn_{number:08d}",
-                           currency="usd", amount_minor=1_000, applied_minor=1_000, to_customer_credit_minor=0,
-                           reason="goodwill", terms=terms(2, 10_000)),
-            build_document(EntryKind.PAYMENT_BOOKED, **common, **invoice, payment_id=f"pay_{number:08d}",
-                           currency="usd", amount_minor=4_000, source="offchain", reference=f"wire {number}"),
-        ]  # fmt: skip
+            build_document(
+                EntryKind.INVOICE_ISSUED,
+                **common,
+                **invoice,
+                customer_id=f"cus_{number:08d}",
+                currency="usd",
+                lines=[
+                    {
+                        "description": "Work",
+                        "quantity": 2,
+                        "unit_amount_minor": 5_000,
+                        "tax_bps": 1_000,
+                        "net_minor": 10_000,
+                        "tax_minor": 1_000,
+                    }
+                ],
+                subtotal_minor=10_000,
+                tax_minor=1_000,
+                total_minor=11_000,
+                due_date=CREATED + 86_400,
+                token_decimals=2,
+                terms=terms(1, 11_000),
+            ),
+            build_document(
+                EntryKind.CREDIT_NOTE,
+                **common,
+                **invoice,
+                credit_note_id=f"cn_{number:08d}",
+                currency="usd",
+                amount_minor=1_000,
+                applied_minor=1_000,
+                to_customer_credit_minor=0,
+                reason="goodwill",
+                terms=terms(2, 10_000),
+            ),
+            build_document(
+                EntryKind.PAYMENT_BOOKED,
+                **common,
+                **invoice,
+                payment_id=f"pay_{number:08d}",
+                currency="usd",
+                amount_minor=4_000,
+                source="offchain",
+                reference=f"wire {number}",
+            ),
+        ]
         if number % 10 == 0:
             group.append(build_document(EntryKind.INVOICE_VOIDED, **common, **invoice, reason="duplicate"))
         documents.extend(group)
@@ -86,8 +121,11 @@ def _build(url: str, count: int) -> list[dict[str, Any]]:
     documents = _documents(count)
     for start in range(0, count, BATCH):
         with transaction(sessions) as session:
-            ledger_service.append_entries(session, ledger_id=LEDGER_ID, entries=[
-                ledger_service.NewEntry(document) for document in documents[start:start + BATCH]])  # fmt: skip
+            ledger_service.append_entries(
+                session,
+                ledger_id=LEDGER_ID,
+                entries=[ledger_service.NewEntry(document) for document in documents[start : start + BATCH]],
+            )
     engine.dispose()
     return documents
 
@@ -98,8 +136,14 @@ def _hashed_bytes(url: str, documents: list[dict[str, Any]]) -> tuple[list[bytes
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            leaves = [b"\x00" + bytes(row[0]) for row in connection.execute(
-                select(LedgerEntry.leaf_input).where(LedgerEntry.ledger_id == LEDGER_ID).order_by(LedgerEntry.sequence))]  # fmt: skip
+            leaves = [
+                b"\x00" + bytes(row[0])
+                for row in connection.execute(
+                    select(LedgerEntry.leaf_input)
+                    .where(LedgerEntry.ledger_id == LEDGER_ID)
+                    .order_by(LedgerEntry.sequence)
+                )
+            ]
     finally:
         engine.dispose()
     return [canonical_json(document) for document in documents], leaves
@@ -119,8 +163,9 @@ def _audit_database(url: str, workers: int) -> tuple[float, auditing.AuditReport
     engine = create_engine(url)
     try:
         started = time.perf_counter()
-        report = auditing.run_audit(auditing.database_input(session_factory(engine), LEDGER_ID), chain=None,
-                                    workers=workers)
+        report = auditing.run_audit(
+            auditing.database_input(session_factory(engine), LEDGER_ID), chain=None, workers=workers
+        )
         return time.perf_counter() - started, report
     finally:
         engine.dispose()

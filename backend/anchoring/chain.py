@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3 import Web3
@@ -57,9 +57,7 @@ class NonceConsumed(RuntimeError):
 
 def connect_rpc(rpc_url: str, timeout_s: float) -> Web3:
     """A Web3 over HTTP with no automatic retries (the caller owns retrying)."""
-    provider = Web3.HTTPProvider(
-        rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
-    )
+    provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
     return Web3(provider)
 
 
@@ -226,12 +224,18 @@ class AnchorChain:
                 "toBlock": end,
                 "topics": ["0x" + HEAD_ANCHORED_TOPIC.hex(), topic],
             }
-            logs = rpc(lambda: self.w3.eth.get_logs(params))
+            logs = rpc(lambda params=params: self.w3.eth.get_logs(params))
             if logs:
                 log = logs[-1]
                 root, previous = abi_decode(["bytes32", "uint64"], bytes(log["data"]))
-                return AnchoredEvent(tree_size, bytes(root), int(previous), bytes(log["transactionHash"]),
-                                     int(log["blockNumber"]), bytes(log["blockHash"]))  # fmt: skip
+                return AnchoredEvent(
+                    tree_size,
+                    bytes(root),
+                    int(previous),
+                    bytes(log["transactionHash"]),
+                    int(log["blockNumber"]),
+                    bytes(log["blockHash"]),
+                )
             end = start - 1
         return None
 
@@ -266,7 +270,9 @@ class AnchorChain:
             return None
         return Fees(max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip)
 
-    def _call(self, new_size: int, new_root: bytes, proof: Sequence[bytes], updates: Sequence[tuple[bytes, int]]) -> Any:
+    def _call(
+        self, new_size: int, new_root: bytes, proof: Sequence[bytes], updates: Sequence[tuple[bytes, int]]
+    ) -> Any:
         return self.contract.functions.anchor(new_size, new_root, list(proof), [tuple(u) for u in updates])
 
     def build_anchor(
@@ -291,10 +297,16 @@ class AnchorChain:
             except ContractLogicError as error:
                 raise AnchorRefused("reverted", str(error)[:200]) from error
             gas_limit = min(estimate * 5 // 4 + 10_000, self.config.gas_limit_max)
-        transaction = call.build_transaction({
-            "from": self.account.address, "chainId": self.chain_id, "nonce": nonce, "gas": gas_limit,
-            "maxFeePerGas": fees.max_fee_per_gas, "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
-        })  # fmt: skip
+        transaction = call.build_transaction(
+            {
+                "from": self.account.address,
+                "chainId": self.chain_id,
+                "nonce": nonce,
+                "gas": gas_limit,
+                "maxFeePerGas": fees.max_fee_per_gas,
+                "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+            }
+        )
         signed = self.account.sign_transaction(transaction)
         return SignedAnchor(bytes(signed.raw_transaction), bytes(signed.hash), nonce, gas_limit, fees)
 

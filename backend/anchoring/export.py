@@ -55,31 +55,53 @@ def entry_record(row: LedgerEntry) -> dict[str, Any]:
 
 def anchor_record(row: AnchorTransaction) -> dict[str, Any]:
     return {
-        "object": "anchor", "id": row.id, "status": row.status, "tree_size": row.tree_size,
-        "root": to_hex(bytes(row.root)), "previous_size": row.previous_size, "chain_id": row.chain_id,
-        "contract": row.contract, "tx_hash": to_hex(bytes(row.tx_hash)), "block_number": row.block_number,
-    }  # fmt: skip
+        "object": "anchor",
+        "id": row.id,
+        "status": row.status,
+        "tree_size": row.tree_size,
+        "root": to_hex(bytes(row.root)),
+        "previous_size": row.previous_size,
+        "chain_id": row.chain_id,
+        "contract": row.contract,
+        "tx_hash": to_hex(bytes(row.tx_hash)),
+        "block_number": row.block_number,
+    }
 
 
 def invoice_record(row: Invoice) -> dict[str, Any]:
     return {
-        "object": "invoice", "id": row.id, "customer": row.customer_id, "status": row.status,
-        "currency": row.currency, "total_minor": row.total_minor, "credited_minor": row.credited_minor,
-        "debited_minor": row.debited_minor, "paid_minor": row.paid_minor,
-        "written_off_minor": row.written_off_minor, "issued_entry": row.issued_sequence,
+        "object": "invoice",
+        "id": row.id,
+        "customer": row.customer_id,
+        "status": row.status,
+        "currency": row.currency,
+        "total_minor": row.total_minor,
+        "credited_minor": row.credited_minor,
+        "debited_minor": row.debited_minor,
+        "paid_minor": row.paid_minor,
+        "written_off_minor": row.written_off_minor,
+        "issued_entry": row.issued_sequence,
         "invoice_key": to_hex(bytes(row.invoice_key)) if row.invoice_key else None,
-    }  # fmt: skip
+    }
 
 
 def journal_record(row: JournalLine) -> dict[str, Any]:
     return {
-        "object": "journal_line", "posting_id": row.posting_id, "entry_sequence": row.entry_sequence,
-        "account": row.account, "currency": row.currency, "amount_minor": row.amount_minor,
-        "customer": row.customer_id, "invoice": row.invoice_id, "payment": row.payment_id,
-    }  # fmt: skip
+        "object": "journal_line",
+        "posting_id": row.posting_id,
+        "entry_sequence": row.entry_sequence,
+        "account": row.account,
+        "currency": row.currency,
+        "amount_minor": row.amount_minor,
+        "customer": row.customer_id,
+        "invoice": row.invoice_id,
+        "payment": row.payment_id,
+    }
 
 
-def _paged(sessions: sessionmaker[Session], statement: Any, key: Any, render: Callable[[Any], dict[str, Any]]) -> Iterator[bytes]:
+def _paged(
+    sessions: sessionmaker[Session], statement: Any, key: Any, render: Callable[[Any], dict[str, Any]]
+) -> Iterator[bytes]:
     """Rows of `statement` in `key` order, read in bounded batches (keyset paging)."""
     last = None
     while True:
@@ -95,13 +117,16 @@ def _paged(sessions: sessionmaker[Session], statement: Any, key: Any, render: Ca
 
 def section_chunks(sessions: sessionmaker[Session], ledger_id: str, section: str, tree_size: int) -> Iterator[bytes]:
     """The lines of one section, in bounded chunks."""
+    statement: Any
     if section == "entries":
         statement = select(LedgerEntry).where(LedgerEntry.ledger_id == ledger_id, LedgerEntry.sequence < tree_size)
         return _paged(sessions, statement, LedgerEntry.sequence, entry_record)
     if section == "anchors":
-        statement = select(AnchorTransaction).where(AnchorTransaction.ledger_id == ledger_id,
-                                                    AnchorTransaction.status == "confirmed",
-                                                    AnchorTransaction.tree_size <= tree_size)  # fmt: skip
+        statement = select(AnchorTransaction).where(
+            AnchorTransaction.ledger_id == ledger_id,
+            AnchorTransaction.status == "confirmed",
+            AnchorTransaction.tree_size <= tree_size,
+        )
         return _paged(sessions, statement, AnchorTransaction.pk, anchor_record)
     if section == "invoices":
         statement = select(Invoice).where(Invoice.status != "draft")
@@ -122,13 +147,15 @@ class SectionDigest:
 
 def manifest(ledger_id: str, tree_size: int, root: bytes, digests: dict[str, SectionDigest]) -> dict[str, Any]:
     return {
-        "object": "export_manifest", "format": EXPORT_FORMAT, "ledger_id": ledger_id,
+        "object": "export_manifest",
+        "format": EXPORT_FORMAT,
+        "ledger_id": ledger_id,
         "ledger_key": to_hex(ledger_service.ledger_key(ledger_id)),
         "head": {"tree_size": tree_size, "root": to_hex(root)},
         "counts": {name: digests[name].count for name in SECTIONS},
         "sha256": {name: "0x" + digests[name].sha256.hexdigest() for name in SECTIONS},
         "created": int(time.time()),
-    }  # fmt: skip
+    }
 
 
 def stream_with_manifest(
@@ -139,7 +166,7 @@ def stream_with_manifest(
     digests = {name: SectionDigest() for name in SECTIONS}
     for chunk in entry_chunks:
         if b'"object":"ledger_head"' in chunk:
-            entries, _, rest = chunk.rpartition(b"\n{")
+            entries, _, _head = chunk.rpartition(b"\n{")
             if entries:
                 digests["entries"].add(entries + b"\n")
             yield chunk
@@ -228,7 +255,7 @@ class Bundle:
 
     def _lines(self, path: Path, section: str | None) -> Iterator[dict[str, Any]]:
         try:
-            handle = open(path, "rb")  # noqa: SIM115 (closed below; a generator holds it)
+            handle = open(path, "rb")
         except OSError as error:
             raise BundleUnreadable(f"cannot read {path}: {error.strerror or error}") from error
         with handle:

@@ -81,10 +81,14 @@ def plan_anchor(
     kinds = [int(kind) for kind in UPDATE_KINDS]
     rows = session.execute(
         select(LedgerEntry.sequence, LedgerEntry.kind, LedgerEntry.subject, LedgerEntry.terms_version)
-        .where(LedgerEntry.ledger_id == ledger_id, LedgerEntry.sequence >= previous_size,
-               LedgerEntry.sequence < head_size, LedgerEntry.kind.in_(kinds))
+        .where(
+            LedgerEntry.ledger_id == ledger_id,
+            LedgerEntry.sequence >= previous_size,
+            LedgerEntry.sequence < head_size,
+            LedgerEntry.kind.in_(kinds),
+        )
         .order_by(LedgerEntry.sequence)
-    )  # fmt: skip
+    )
     updates, cut = collect_updates(((s, k, bytes(j), v) for s, k, j, v in rows), updates_max)
     tree_size = head_size if cut is None else cut
     root = ledger_service.root_at(session, ledger_id, tree_size)

@@ -29,9 +29,13 @@ from ledger.merkle import leaf_hash
 from ledger.receipts import Anchor, build_receipt
 
 CURRENT_KINDS = (
-    EntryKind.INVOICE_ISSUED, EntryKind.CREDIT_NOTE, EntryKind.DEBIT_NOTE, EntryKind.TERMS_UPDATED,
-    EntryKind.INVOICE_VOIDED, EntryKind.WRITE_OFF,
-)  # fmt: skip
+    EntryKind.INVOICE_ISSUED,
+    EntryKind.CREDIT_NOTE,
+    EntryKind.DEBIT_NOTE,
+    EntryKind.TERMS_UPDATED,
+    EntryKind.INVOICE_VOIDED,
+    EntryKind.WRITE_OFF,
+)
 # Without history to go by, what one anchor takes from sending to confirmed.
 CONFIRM_S_DEFAULT = 2.0
 latency_samples_max = 20
@@ -48,18 +52,24 @@ class NotAnchored(Exception):
 
     def message(self) -> str:
         where = "an anchor covering it is on its way" if self.in_flight else "it waits for the next anchor"
-        return (f"entry {self.sequence} is in the ledger but not anchored yet ({where}); "
-                f"expected within about {self.expected_wait_s} s")  # fmt: skip
+        return (
+            f"entry {self.sequence} is in the ledger but not anchored yet ({where}); "
+            f"expected within about {self.expected_wait_s} s"
+        )
 
 
 def current_invoice_entry(session: Session, ledger_id: str, invoice_id: str) -> LedgerEntry | None:
     """The invoice's current entry (see the module docstring), None for a draft."""
     return session.scalars(
         select(LedgerEntry)
-        .where(LedgerEntry.ledger_id == ledger_id, LedgerEntry.invoice_id == invoice_id,
-               LedgerEntry.kind.in_([int(kind) for kind in CURRENT_KINDS]))
-        .order_by(LedgerEntry.sequence.desc()).limit(1)
-    ).first()  # fmt: skip
+        .where(
+            LedgerEntry.ledger_id == ledger_id,
+            LedgerEntry.invoice_id == invoice_id,
+            LedgerEntry.kind.in_([int(kind) for kind in CURRENT_KINDS]),
+        )
+        .order_by(LedgerEntry.sequence.desc())
+        .limit(1)
+    ).first()
 
 
 def receipt_for(session: Session, *, ledger_id: str, row: LedgerEntry, settings: Any) -> dict[str, Any]:
@@ -76,26 +86,37 @@ def receipt_for(session: Session, *, ledger_id: str, row: LedgerEntry, settings:
         raise LogCorrupted(f"the ledger's root at {anchor.tree_size} differs from anchor {anchor.id}")
     proof = ledger_service.inclusion_proof(session, ledger_id, row.sequence, anchor.tree_size)
     return build_receipt(
-        entry, tree_size=anchor.tree_size, root=root, inclusion_proof=proof,
+        entry,
+        tree_size=anchor.tree_size,
+        root=root,
+        inclusion_proof=proof,
         anchor=Anchor(anchor.chain_id, anchor.contract, bytes(anchor.tx_hash), int(anchor.block_number or 0)),
-    )  # fmt: skip
+    )
 
 
 def expected_wait(session: Session, *, ledger_id: str, sequence: int, settings: Any) -> NotAnchored:
     """How long until a confirmed head covers `sequence`: the typical send-to-confirmed time of
     recent anchors, plus the batching interval unless an anchor covering it is already sent."""
     in_flight = session.scalar(
-        select(func.count()).select_from(AnchorTransaction)
-        .where(AnchorTransaction.ledger_id == ledger_id, AnchorTransaction.tree_size > sequence,
-               AnchorTransaction.status.in_(store.OPEN_STATUSES))
-    )  # fmt: skip
+        select(func.count())
+        .select_from(AnchorTransaction)
+        .where(
+            AnchorTransaction.ledger_id == ledger_id,
+            AnchorTransaction.tree_size > sequence,
+            AnchorTransaction.status.in_(store.OPEN_STATUSES),
+        )
+    )
     recent = session.execute(
         select(AnchorTransaction.created_ms, AnchorTransaction.confirmed_ms)
-        .where(AnchorTransaction.ledger_id == ledger_id, AnchorTransaction.status == "confirmed",
-               AnchorTransaction.confirmed_ms.is_not(None))
-        .order_by(AnchorTransaction.pk.desc()).limit(latency_samples_max)
-    ).all()  # fmt: skip
-    samples = sorted((confirmed - created) / 1000 for created, confirmed in recent if confirmed >= created)
+        .where(
+            AnchorTransaction.ledger_id == ledger_id,
+            AnchorTransaction.status == "confirmed",
+            AnchorTransaction.confirmed_ms.is_not(None),
+        )
+        .order_by(AnchorTransaction.pk.desc())
+        .limit(latency_samples_max)
+    ).all()
+    samples = sorted((confirmed - created) / 1000 for created, confirmed in recent if (confirmed or 0) >= created)
     confirm_s = samples[len(samples) // 2] if samples else CONFIRM_S_DEFAULT
     wait_s = confirm_s + (0 if in_flight else float(settings.anchor_interval_s))
     return NotAnchored(sequence, max(1, math.ceil(wait_s)), bool(in_flight))

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -49,23 +49,34 @@ def now_ms() -> int:
 
 def open_transactions(session: Session, ledger_id: str, chain_id: int) -> list[AnchorTransaction]:
     """Rows still in flight (built, sent, mined) for this ledger and chain, oldest first."""
-    return list(session.scalars(
-        select(AnchorTransaction)
-        .where(AnchorTransaction.ledger_id == ledger_id, AnchorTransaction.chain_id == chain_id,
-               AnchorTransaction.status.in_(OPEN_STATUSES))
-        .order_by(AnchorTransaction.pk)
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(AnchorTransaction)
+            .where(
+                AnchorTransaction.ledger_id == ledger_id,
+                AnchorTransaction.chain_id == chain_id,
+                AnchorTransaction.status.in_(OPEN_STATUSES),
+            )
+            .order_by(AnchorTransaction.pk)
+        )
+    )
 
 
 def nonce_group(session: Session, ledger_id: str, chain_id: int, sender: str, nonce: int) -> list[AnchorTransaction]:
     """Every row that used `nonce` and may still be mined (built, sent, replaced)."""
-    return list(session.scalars(
-        select(AnchorTransaction)
-        .where(AnchorTransaction.ledger_id == ledger_id, AnchorTransaction.chain_id == chain_id,
-               AnchorTransaction.sender == sender, AnchorTransaction.nonce == nonce,
-               AnchorTransaction.status.in_(PENDING_STATUSES))
-        .order_by(AnchorTransaction.pk)
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(AnchorTransaction)
+            .where(
+                AnchorTransaction.ledger_id == ledger_id,
+                AnchorTransaction.chain_id == chain_id,
+                AnchorTransaction.sender == sender,
+                AnchorTransaction.nonce == nonce,
+                AnchorTransaction.status.in_(PENDING_STATUSES),
+            )
+            .order_by(AnchorTransaction.pk)
+        )
+    )
 
 
 def insert_built(session: Session, *, status: str = "built", **fields: Any) -> AnchorTransaction:
@@ -84,17 +95,24 @@ def set_status(session: Session, row_id: str, status: str, **fields: Any) -> Non
     if stamp is not None and stamp not in fields:
         values[stamp] = moment
     session.execute(
-        update(AnchorTransaction).where(AnchorTransaction.id == row_id).values(**values)
+        update(AnchorTransaction)
+        .where(AnchorTransaction.id == row_id)
+        .values(**values)
         .execution_options(synchronize_session=False)
-    )  # fmt: skip
+    )
 
 
 def confirmed_above(session: Session, ledger_id: str, chain_id: int, tree_size: int) -> list[AnchorTransaction]:
-    return list(session.scalars(
-        select(AnchorTransaction).where(
-            AnchorTransaction.ledger_id == ledger_id, AnchorTransaction.chain_id == chain_id,
-            AnchorTransaction.status == "confirmed", AnchorTransaction.tree_size > tree_size)
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(AnchorTransaction).where(
+                AnchorTransaction.ledger_id == ledger_id,
+                AnchorTransaction.chain_id == chain_id,
+                AnchorTransaction.status == "confirmed",
+                AnchorTransaction.tree_size > tree_size,
+            )
+        )
+    )
 
 
 def by_tx_hash(session: Session, tx_hash: bytes) -> AnchorTransaction | None:
@@ -104,11 +122,15 @@ def by_tx_hash(session: Session, tx_hash: bytes) -> AnchorTransaction | None:
 def recorded_head(session: Session, ledger_id: str, chain_id: int, tree_size: int) -> AnchorTransaction | None:
     """A confirmed or mined row for `tree_size` (the head is recorded), else None."""
     return session.scalars(
-        select(AnchorTransaction).where(
-            AnchorTransaction.ledger_id == ledger_id, AnchorTransaction.chain_id == chain_id,
-            AnchorTransaction.tree_size == tree_size, AnchorTransaction.status.in_(("mined", "confirmed")))
+        select(AnchorTransaction)
+        .where(
+            AnchorTransaction.ledger_id == ledger_id,
+            AnchorTransaction.chain_id == chain_id,
+            AnchorTransaction.tree_size == tree_size,
+            AnchorTransaction.status.in_(("mined", "confirmed")),
+        )
         .limit(1)
-    ).first()  # fmt: skip
+    ).first()
 
 
 def latest_confirmed(
@@ -126,7 +148,11 @@ def latest_confirmed(
 
 
 def list_anchors(
-    session: Session, ledger_id: str, *, statuses: Sequence[str] | None = None, limit: int = anchors_page_max,
+    session: Session,
+    ledger_id: str,
+    *,
+    statuses: Sequence[str] | None = None,
+    limit: int = anchors_page_max,
     before_pk: int | None = None,
 ) -> list[AnchorTransaction]:
     """Newest first, for the API (paged by `pk`)."""
@@ -176,16 +202,15 @@ class WorkerLock:
         if not self._postgres:
             with self._engine.begin() as connection:
                 connection.execute(
-                    WorkerLease.__table__.delete().where(
-                        WorkerLease.name == self._name, WorkerLease.holder == self._holder)
-                )  # fmt: skip
+                    delete(WorkerLease).where(WorkerLease.name == self._name, WorkerLease.holder == self._holder)
+                )
 
     def _close(self) -> None:
         if self._connection is not None:
             try:
                 self._connection.close()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as error:  # noqa: BLE001 (a dead connection is what we are dropping)
+                log.debug("closing the lock connection failed: %s", error)
             self._connection = None
 
     def _ensure_advisory(self) -> bool:
@@ -226,7 +251,8 @@ class WorkerLock:
                 return True
             insert = (postgresql.insert if self._postgres else sqlite.insert)(WorkerLease)
             inserted = connection.execute(
-                insert.values(name=self._name, holder=self._holder, expires_ms=expires, acquired_ms=moment)
-                .on_conflict_do_nothing(index_elements=["name"])
-            ).rowcount  # fmt: skip
+                insert.values(
+                    name=self._name, holder=self._holder, expires_ms=expires, acquired_ms=moment
+                ).on_conflict_do_nothing(index_elements=["name"])
+            ).rowcount
             return bool(inserted)

@@ -97,8 +97,13 @@ class Anchorer:
             self.last_state = f"error: {type(error).__name__}"
             delay = min(self.config.backoff_max_s, self.config.backoff_min_s * 2 ** min(self.failures - 1, 30))
             level = logging.WARNING if isinstance(error, ChainUnavailable) else logging.ERROR
-            log.log(level, "anchorer tick failed (%s: %s); retrying in %.1f s", type(error).__name__,
-                    str(error)[:300], delay)  # fmt: skip
+            log.log(
+                level,
+                "anchorer tick failed (%s: %s); retrying in %.1f s",
+                type(error).__name__,
+                str(error)[:300],
+                delay,
+            )
             if isinstance(error, ChainUnavailable):
                 self._chain = None  # reconnect (and re-read the chain id) once it answers
             return delay
@@ -161,8 +166,9 @@ class Anchorer:
         for nonce in sorted({row.nonce for row in rows if row.status in ("built", "sent")}):
             self._resolve_nonce(chain, nonce, onchain_size)
         with transaction(self.sessions) as session:
-            mined = [row for row in store.open_transactions(session, self.ledger_id, chain.chain_id)
-                     if row.status == "mined"]  # fmt: skip
+            mined = [
+                row for row in store.open_transactions(session, self.ledger_id, chain.chain_id) if row.status == "mined"
+            ]
         for row in mined:
             self._check_mined(chain, row)
         with transaction(self.sessions) as session:
@@ -209,20 +215,41 @@ class Anchorer:
             log.warning("anchor %s is stuck and its fees are at the cap; waiting", stuck.id)
             return
         with transaction(self.sessions) as session:
-            proof = (ledger_service.consistency_proof(session, self.ledger_id, stuck.previous_size, stuck.tree_size)
-                     if stuck.previous_size else [])  # fmt: skip
+            proof = (
+                ledger_service.consistency_proof(session, self.ledger_id, stuck.previous_size, stuck.tree_size)
+                if stuck.previous_size
+                else []
+            )
         updates = [(bytes.fromhex(key[2:]), int(version)) for key, version in stuck.updates]
-        signed = chain.build_anchor(new_size=stuck.tree_size, new_root=bytes(stuck.root), proof=proof,
-                                    updates=updates, nonce=stuck.nonce, fees=fees, gas_limit=stuck.gas_limit)  # fmt: skip
+        signed = chain.build_anchor(
+            new_size=stuck.tree_size,
+            new_root=bytes(stuck.root),
+            proof=proof,
+            updates=updates,
+            nonce=stuck.nonce,
+            fees=fees,
+            gas_limit=stuck.gas_limit,
+        )
         with transaction(self.sessions) as session:
             store.set_status(session, stuck.id, "replaced", error="stuck: replaced with higher fees")
-            row = store.insert_built(session, **_row_fields(chain, self.ledger_id, stuck.tree_size, bytes(stuck.root),
-                                     stuck.previous_size, stuck.updates, signed), replaces_id=stuck.id)  # fmt: skip
+            row = store.insert_built(
+                session,
+                **_row_fields(
+                    chain,
+                    self.ledger_id,
+                    stuck.tree_size,
+                    bytes(stuck.root),
+                    stuck.previous_size,
+                    stuck.updates,
+                    signed,
+                ),
+                replaces_id=stuck.id,
+            )
         try:
             chain.send_raw(signed.raw)
         except (ChainUnavailable, NonceConsumed):
             raise
-        except Exception as error:  # the node refused the replacement: keep waiting on the original
+        except Exception as error:  # noqa: BLE001 (the node refused the replacement: wait on the original)
             with transaction(self.sessions) as session:
                 store.set_status(session, row.id, "dropped", error=f"replacement refused: {str(error)[:200]}")
                 store.set_status(session, stuck.id, "sent", sent_ms=store.now_ms(), error=None)
@@ -235,9 +262,16 @@ class Anchorer:
     def _mark_mined(self, row: AnchorTransaction, receipt: Any, siblings: list[AnchorTransaction]) -> None:
         status = "mined" if receipt.status == 1 else "reverted"
         with transaction(self.sessions) as session:
-            store.set_status(session, row.id, status, block_number=receipt.block_number,
-                             block_hash=receipt.block_hash, gas_used=receipt.gas_used,
-                             effective_gas_price=receipt.effective_gas_price, mined_ms=store.now_ms())  # fmt: skip
+            store.set_status(
+                session,
+                row.id,
+                status,
+                block_number=receipt.block_number,
+                block_hash=receipt.block_hash,
+                gas_used=receipt.gas_used,
+                effective_gas_price=receipt.effective_gas_price,
+                mined_ms=store.now_ms(),
+            )
             for sibling in siblings:
                 store.set_status(session, sibling.id, "replaced", error=f"{row.id} was mined with this nonce")
         log.info("anchor %s %s in block %d", row.id, status, receipt.block_number)
@@ -247,19 +281,33 @@ class Anchorer:
         with transaction(self.sessions) as session:
             if receipt is None:
                 if chain.transaction_known(row.tx_hash):  # back in the pool after a reorg
-                    store.set_status(session, row.id, "sent", block_number=None, block_hash=None,
-                                     sent_ms=store.now_ms(), error="reorged out; pending again")  # fmt: skip
+                    store.set_status(
+                        session,
+                        row.id,
+                        "sent",
+                        block_number=None,
+                        block_hash=None,
+                        sent_ms=store.now_ms(),
+                        error="reorged out; pending again",
+                    )
                 else:
                     store.set_status(session, row.id, "dropped", error="removed from the chain by a reorg")
                     log.warning("anchor %s (size %d) was dropped by a reorg", row.id, row.tree_size)
                 return
             if receipt.status != 1:
-                store.set_status(session, row.id, "reverted", block_number=receipt.block_number,
-                                 block_hash=receipt.block_hash)  # fmt: skip
+                store.set_status(
+                    session, row.id, "reverted", block_number=receipt.block_number, block_hash=receipt.block_hash
+                )
                 return
             if receipt.block_hash != (bytes(row.block_hash) if row.block_hash else None):
-                store.set_status(session, row.id, "mined", block_number=receipt.block_number,
-                                 block_hash=receipt.block_hash, mined_ms=store.now_ms())  # fmt: skip
+                store.set_status(
+                    session,
+                    row.id,
+                    "mined",
+                    block_number=receipt.block_number,
+                    block_hash=receipt.block_hash,
+                    mined_ms=store.now_ms(),
+                )
             depth = chain.block_number() - receipt.block_number + 1
             if depth >= self.config.confirmations and chain.root_at(row.tree_size) == bytes(row.root):
                 store.set_status(session, row.id, "confirmed")
@@ -302,28 +350,52 @@ class Anchorer:
             return
         found = chain.transaction(event.tx_hash)
         store.insert_built(
-            session, status=status, **mined, ledger_id=self.ledger_id, chain_id=chain.chain_id,
-            contract=chain.contract_address, sender=str(found["from"]).lower(), tree_size=size, root=root,
-            previous_size=event.previous_size, updates=[], nonce=int(found["nonce"]), gas_limit=int(found["gas"]),
+            session,
+            status=status,
+            **mined,
+            ledger_id=self.ledger_id,
+            chain_id=chain.chain_id,
+            contract=chain.contract_address,
+            sender=str(found["from"]).lower(),
+            tree_size=size,
+            root=root,
+            previous_size=event.previous_size,
+            updates=[],
+            nonce=int(found["nonce"]),
+            gas_limit=int(found["gas"]),
             max_fee_per_gas=int(found.get("maxFeePerGas") or 0),
             max_priority_fee_per_gas=int(found.get("maxPriorityFeePerGas") or 0),
-            tx_hash=event.tx_hash, raw_transaction=None, error="recorded from the chain's HeadAnchored event",
-        )  # fmt: skip
+            tx_hash=event.tx_hash,
+            raw_transaction=None,
+            error="recorded from the chain's HeadAnchored event",
+        )
         log.info("recorded the chain's head %d from its event (tx %s)", size, to_hex(event.tx_hash))
 
     def _send_new(self, chain: AnchorChain, onchain_size: int, onchain_root: bytes, head_size: int) -> None:
         with transaction(self.sessions) as session:
-            plan = plan_anchor(session, ledger_id=self.ledger_id, previous_size=onchain_size,
-                               previous_root=onchain_root, head_size=head_size,
-                               updates_max=self.config.updates_max)  # fmt: skip
+            plan = plan_anchor(
+                session,
+                ledger_id=self.ledger_id,
+                previous_size=onchain_size,
+                previous_root=onchain_root,
+                head_size=head_size,
+                updates_max=self.config.updates_max,
+            )
         fees = chain.fees()
         nonce = chain.nonce("pending")
-        signed = chain.build_anchor(new_size=plan.tree_size, new_root=plan.root, proof=plan.consistency_proof,
-                                    updates=plan.updates, nonce=nonce, fees=fees)  # fmt: skip
+        signed = chain.build_anchor(
+            new_size=plan.tree_size,
+            new_root=plan.root,
+            proof=plan.consistency_proof,
+            updates=plan.updates,
+            nonce=nonce,
+            fees=fees,
+        )
         updates = [[to_hex(key), version] for key, version in plan.updates]
         with transaction(self.sessions) as session:  # committed before the first send
-            row = store.insert_built(session, **_row_fields(chain, self.ledger_id, plan.tree_size, plan.root,
-                                                            onchain_size, updates, signed))  # fmt: skip
+            row = store.insert_built(
+                session, **_row_fields(chain, self.ledger_id, plan.tree_size, plan.root, onchain_size, updates, signed)
+            )
         self._fault("after_persist")
         chain.send_raw(signed.raw)
         self.sent_count += 1
@@ -332,23 +404,41 @@ class Anchorer:
             store.set_status(session, row.id, "sent")
         if plan.tree_size == head_size:
             self._pending_since = None
-        log.info("sent anchor %s: size %d -> %d, %d terms updates, nonce %d, tx %s", row.id, onchain_size,
-                 plan.tree_size, len(plan.updates), nonce, to_hex(signed.tx_hash))  # fmt: skip
+        log.info(
+            "sent anchor %s: size %d -> %d, %d terms updates, nonce %d, tx %s",
+            row.id,
+            onchain_size,
+            plan.tree_size,
+            len(plan.updates),
+            nonce,
+            to_hex(signed.tx_hash),
+        )
 
 
-def _row_fields(chain: AnchorChain, ledger_id: str, tree_size: int, root: bytes, previous_size: int,
-                updates: list[Any], signed: Any) -> dict[str, Any]:  # fmt: skip
+def _row_fields(
+    chain: AnchorChain, ledger_id: str, tree_size: int, root: bytes, previous_size: int, updates: list[Any], signed: Any
+) -> dict[str, Any]:
     return {
-        "ledger_id": ledger_id, "chain_id": chain.chain_id, "contract": chain.contract_address,
-        "sender": chain.sender, "tree_size": tree_size, "root": root, "previous_size": previous_size,
-        "updates": updates, "nonce": signed.nonce, "gas_limit": signed.gas_limit,
+        "ledger_id": ledger_id,
+        "chain_id": chain.chain_id,
+        "contract": chain.contract_address,
+        "sender": chain.sender,
+        "tree_size": tree_size,
+        "root": root,
+        "previous_size": previous_size,
+        "updates": updates,
+        "nonce": signed.nonce,
+        "gas_limit": signed.gas_limit,
         "max_fee_per_gas": signed.fees.max_fee_per_gas,
         "max_priority_fee_per_gas": signed.fees.max_priority_fee_per_gas,
-        "tx_hash": signed.tx_hash, "raw_transaction": signed.raw,
-    }  # fmt: skip
+        "tx_hash": signed.tx_hash,
+        "raw_transaction": signed.raw,
+    }
 
 
-def chain_connector(settings: Any, deployments: Any, config: AnchorerConfig, rpc_url: str | None = None) -> Callable[[], AnchorChain]:
+def chain_connector(
+    settings: Any, deployments: Any, config: AnchorerConfig, rpc_url: str | None = None
+) -> Callable[[], AnchorChain]:
     """A factory the worker calls (again after a failure) to reach the chain: the RPC endpoint,
     the LedgerAnchor recorded for its chain id, and the anchorer's key."""
     from backend.chain.signer import anchorer_account
@@ -372,5 +462,10 @@ def build_anchorer(
     settings: Any, engine: Engine, sessions: sessionmaker[Session], deployments: Any, **overrides: Any
 ) -> Anchorer:
     config = AnchorerConfig.from_settings(settings, **overrides)
-    return Anchorer(sessions=sessions, engine=engine, ledger_id=settings.ledger_id, config=config,
-                    connect_chain=chain_connector(settings, deployments, config))  # fmt: skip
+    return Anchorer(
+        sessions=sessions,
+        engine=engine,
+        ledger_id=settings.ledger_id,
+        config=config,
+        connect_chain=chain_connector(settings, deployments, config),
+    )

@@ -48,9 +48,14 @@ class Setup:
         self, rpc_url: str | None = None, fault: Callable[[str], None] | None = None, **config: Any
     ) -> Anchorer:
         merged = AnchorerConfig.from_settings(self.settings, **{**FAST, **config})
-        return Anchorer(sessions=self.sessions, engine=self.engine, ledger_id=LEDGER_ID, config=merged,
-                        connect_chain=chain_connector(self.settings, self.deployments, merged, rpc_url),
-                        fault=fault)  # fmt: skip
+        return Anchorer(
+            sessions=self.sessions,
+            engine=self.engine,
+            ledger_id=LEDGER_ID,
+            config=merged,
+            connect_chain=chain_connector(self.settings, self.deployments, merged, rpc_url),
+            fault=fault,
+        )
 
     def anchor_contract(self, rpc_url: str | None = None) -> Any:
         return contract_at(connect(rpc_url or self.settings.rpc_url), "LedgerAnchor", self.addresses["LedgerAnchor"])
@@ -66,8 +71,9 @@ class Setup:
 
 def make_setup(database_url: str, rpc_url: str, data_dir: Path, **settings: Any) -> Setup:
     """Fresh contracts on the chain at `rpc_url`, recorded in `data_dir`; an engine on the DB."""
-    config = Settings(database_url=database_url, rpc_url=rpc_url, ledger_id=LEDGER_ID, data_dir=data_dir,
-                      confirmations=1, **settings)  # fmt: skip
+    config = Settings(
+        database_url=database_url, rpc_url=rpc_url, ledger_id=LEDGER_ID, data_dir=data_dir, confirmations=1, **settings
+    )
     w3 = connect(rpc_url)
     deployments = Deployments(config.deployments_file)
     addresses = deploy_or_reuse(w3, anchorer_account(config, w3.eth.chain_id), deployments, redeploy=True)
@@ -76,14 +82,22 @@ def make_setup(database_url: str, rpc_url: str, data_dir: Path, **settings: Any)
 
 
 def customer_document(number: int) -> dict[str, Any]:
-    return build_document(EntryKind.CUSTOMER_CREATED, ledger_id=ledger_service.ledger_key(LEDGER_ID),
-                          created=CREATED + number, customer_id=f"cus_{number:06d}", currency="usd")  # fmt: skip
+    return build_document(
+        EntryKind.CUSTOMER_CREATED,
+        ledger_id=ledger_service.ledger_key(LEDGER_ID),
+        created=CREATED + number,
+        customer_id=f"cus_{number:06d}",
+        currency="usd",
+    )
 
 
 def append_customers(setup: Setup, count: int, start: int = 0) -> None:
     with transaction(setup.sessions) as session:
-        ledger_service.append_entries(session, ledger_id=LEDGER_ID, entries=[
-            ledger_service.NewEntry(customer_document(start + i)) for i in range(count)])  # fmt: skip
+        ledger_service.append_entries(
+            session,
+            ledger_id=LEDGER_ID,
+            entries=[ledger_service.NewEntry(customer_document(start + i)) for i in range(count)],
+        )
 
 
 def terms(version: int, amount_due: int = 11_000) -> Terms:
@@ -94,18 +108,46 @@ def invoice_documents(invoice_id: str, salt: bytes, *, credit: bool = True, void
     """invoice_issued (v1), optionally a credit note (v2), optionally a void."""
     common = {"ledger_id": ledger_service.ledger_key(LEDGER_ID), "created": CREATED}
     envelope = {"invoice_id": invoice_id, "salt": salt}
-    documents = [build_document(
-        EntryKind.INVOICE_ISSUED, **common, **envelope, customer_id="cus_000001", currency="usd",
-        lines=[{"description": "Work", "quantity": 1, "unit_amount_minor": 10_000, "tax_bps": 1_000,
-                "net_minor": 10_000, "tax_minor": 1_000}],
-        subtotal_minor=10_000, tax_minor=1_000, total_minor=11_000, due_date=CREATED + 86_400 * 30,
-        token_decimals=2, terms=terms(1),
-    )]  # fmt: skip
+    documents = [
+        build_document(
+            EntryKind.INVOICE_ISSUED,
+            **common,
+            **envelope,
+            customer_id="cus_000001",
+            currency="usd",
+            lines=[
+                {
+                    "description": "Work",
+                    "quantity": 1,
+                    "unit_amount_minor": 10_000,
+                    "tax_bps": 1_000,
+                    "net_minor": 10_000,
+                    "tax_minor": 1_000,
+                }
+            ],
+            subtotal_minor=10_000,
+            tax_minor=1_000,
+            total_minor=11_000,
+            due_date=CREATED + 86_400 * 30,
+            token_decimals=2,
+            terms=terms(1),
+        )
+    ]
     if credit:
-        documents.append(build_document(
-            EntryKind.CREDIT_NOTE, **common, **envelope, credit_note_id=f"cn_{invoice_id}", currency="usd",
-            amount_minor=1_000, applied_minor=1_000, to_customer_credit_minor=0, reason="discount",
-            terms=terms(2, 10_000)))  # fmt: skip
+        documents.append(
+            build_document(
+                EntryKind.CREDIT_NOTE,
+                **common,
+                **envelope,
+                credit_note_id=f"cn_{invoice_id}",
+                currency="usd",
+                amount_minor=1_000,
+                applied_minor=1_000,
+                to_customer_credit_minor=0,
+                reason="discount",
+                terms=terms(2, 10_000),
+            )
+        )
     if void:
         documents.append(build_document(EntryKind.INVOICE_VOIDED, **common, **envelope, reason="cancelled"))
     return documents
@@ -113,9 +155,14 @@ def invoice_documents(invoice_id: str, salt: bytes, *, credit: bool = True, void
 
 def append_documents(setup: Setup, documents: list[dict[str, Any]], invoice_id: str | None = None) -> list[Any]:
     with transaction(setup.sessions) as session:
-        return ledger_service.append_entries(session, ledger_id=LEDGER_ID, entries=[
-            ledger_service.NewEntry(document, customer_id="cus_000001", invoice_id=invoice_id)
-            for document in documents])  # fmt: skip
+        return ledger_service.append_entries(
+            session,
+            ledger_id=LEDGER_ID,
+            entries=[
+                ledger_service.NewEntry(document, customer_id="cus_000001", invoice_id=invoice_id)
+                for document in documents
+            ],
+        )
 
 
 def tick_until(anchorer: Anchorer, done: Callable[[], bool], timeout_s: float = 20.0, pause_s: float = 0.02) -> None:
@@ -153,14 +200,14 @@ class RpcProxy:
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if not proxy.available.is_set():
                     self.close_connection = True
                     self.connection.close()
                     return
                 request = urllib.request.Request(proxy.target, body, {"Content-Type": "application/json"})
-                with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 (loopback)
+                with urllib.request.urlopen(request, timeout=10) as reply:
                     data = reply.read()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -228,14 +275,24 @@ def build_world(setup: Setup, client: Any) -> World:
 
     ids: dict[str, str] = {}
     for name in ("a", "b"):
-        ids[f"customer_{name}"] = post("/v1/customers", {"name": name.upper(), "currency": "usd",
-                                                         "payee_address": PAYEE})["id"]  # fmt: skip
+        ids[f"customer_{name}"] = post(
+            "/v1/customers", {"name": name.upper(), "currency": "usd", "payee_address": PAYEE}
+        )["id"]
     for name, customer in (("plain_a", "a"), ("credited_a", "a"), ("voided_b", "b"), ("plain_b", "b")):
-        ids[name] = post("/v1/invoices", {"customer": ids[f"customer_{customer}"], "lines": [LINE],
-                                          "finalize": True})["id"]  # fmt: skip
+        ids[name] = post("/v1/invoices", {"customer": ids[f"customer_{customer}"], "lines": [LINE], "finalize": True})[
+            "id"
+        ]
     post("/v1/credit_notes", {"invoice": ids["credited_a"], "lines": [{**LINE, "quantity": 1}]})
-    post("/v1/payments", {"invoice": ids["credited_a"], "amount_minor": 1000, "currency": "usd",
-                          "method": "bank", "reference": "wire-1"})  # fmt: skip
+    post(
+        "/v1/payments",
+        {
+            "invoice": ids["credited_a"],
+            "amount_minor": 1000,
+            "currency": "usd",
+            "method": "bank",
+            "reference": "wire-1",
+        },
+    )
     post(f"/v1/invoices/{ids['voided_b']}/void", {"reason": "duplicate"})
     with transaction(setup.sessions) as session:
         partner_a = create_key(session, role="partner", customer_id=ids["customer_a"])[1]

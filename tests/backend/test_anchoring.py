@@ -1,4 +1,4 @@
-"""The anchorer anchors by count and by time, sends TermsUpdates (split when too many), survives a crash between sending and recording, records heads the chain already has, and refuses a chain head that is not the ledger's."""
+"""The anchorer anchors by count and by time, sends TermsUpdates, survives crashes and refuses foreign chain heads."""
 
 from __future__ import annotations
 
@@ -6,14 +6,6 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import delete, update
-
-from backend.chain.anvil import Anvil
-from backend.db import transaction
-from backend.models import AnchorTransaction, MerkleNode
-from backend.services.ledger import ledger_key
-from ledger.entries import invoice_key
-from ledger.terms import CANCELLED_VERSION
 from anchoring_kit import (
     LEDGER_ID,
     Setup,
@@ -25,6 +17,14 @@ from anchoring_kit import (
     make_setup,
     tick_until,
 )
+from sqlalchemy import delete, update
+
+from backend.chain.anvil import Anvil
+from backend.db import transaction
+from backend.models import AnchorTransaction, MerkleNode
+from backend.services.ledger import ledger_key
+from ledger.entries import invoice_key
+from ledger.terms import CANCELLED_VERSION
 
 
 class SimulatedCrash(Exception):
@@ -64,8 +64,12 @@ def test_anchors_after_the_interval_with_few_entries(setup: Setup) -> None:
 
 def test_terms_updates_are_sent_with_the_head_and_split_past_the_bound(setup: Setup) -> None:
     key_of = {}
-    for name, credit, void in (("inv_a", True, False), ("inv_b", True, True), ("inv_c", False, False),
-                               ("inv_d", True, False)):  # fmt: skip
+    for name, credit, void in (
+        ("inv_a", True, False),
+        ("inv_b", True, True),
+        ("inv_c", False, False),
+        ("inv_d", True, False),
+    ):
         salt = secrets.token_bytes(32)
         key_of[name] = invoice_key(ledger_key(LEDGER_ID), name, salt)
         append_documents(setup, invoice_documents(name, salt, credit=credit, void=void), invoice_id=name)
@@ -137,8 +141,9 @@ def test_a_ledger_that_no_longer_extends_the_anchored_head_is_never_anchored(set
     anchorer = setup.anchorer(entries_max=1)
     tick_until(anchorer, lambda: bool(setup.rows()) and setup.rows()[-1].status == "confirmed")
     with transaction(setup.sessions) as session:  # rewrite history under the anchored head
-        session.execute(update(MerkleNode).where(MerkleNode.level == 1, MerkleNode.node_index == 0)
-                        .values(hash=b"\x66" * 32))  # fmt: skip
+        session.execute(
+            update(MerkleNode).where(MerkleNode.level == 1, MerkleNode.node_index == 0).values(hash=b"\x66" * 32)
+        )
     append_customers(setup, 2, start=3)
     for _ in range(3):
         anchorer._step()

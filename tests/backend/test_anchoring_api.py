@@ -1,4 +1,4 @@
-"""With the workers of `tally run` in the app, invoices are accepted while the RPC endpoint is down and all anchored after."""
+"""With `tally run`'s workers in the app, invoices are accepted during an RPC outage and all anchored after."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from anchoring_kit import LINE, PAYEE, Setup, make_setup, rpc_proxy
 from fastapi.testclient import TestClient
 
-from anchoring_kit import LINE, PAYEE, Setup, make_setup, rpc_proxy
 from backend.app import create_app
 from backend.chain.anvil import Anvil
 from backend.db import transaction
@@ -44,12 +44,14 @@ def test_invoices_are_accepted_during_an_rpc_outage_and_anchored_after(setup: Se
         stop = start_workers(app.state.tally)
         try:
             with TestClient(app) as client:
-                customer = client.post("/v1/customers", json={"name": "A", "currency": "usd", "payee_address": PAYEE},
-                                       headers=headers).json()["id"]  # fmt: skip
+                customer = client.post(
+                    "/v1/customers", json={"name": "A", "currency": "usd", "payee_address": PAYEE}, headers=headers
+                ).json()["id"]
 
                 def invoice() -> str:
-                    reply = client.post("/v1/invoices", json={"customer": customer, "lines": [LINE], "finalize": True},
-                                        headers=headers)  # fmt: skip
+                    reply = client.post(
+                        "/v1/invoices", json={"customer": customer, "lines": [LINE], "finalize": True}, headers=headers
+                    )
                     assert reply.status_code == 200, reply.text
                     return str(reply.json()["id"])
 
@@ -63,7 +65,9 @@ def test_invoices_are_accepted_during_an_rpc_outage_and_anchored_after(setup: Se
                 proxy.up()
                 deadline = time.monotonic() + 20
                 for invoice_id in invoices:
-                    while (reply := client.get(f"/v1/invoices/{invoice_id}/receipt", headers=headers)).status_code != 200:
+                    while (
+                        reply := client.get(f"/v1/invoices/{invoice_id}/receipt", headers=headers)
+                    ).status_code != 200:
                         assert reply.status_code == 409 and time.monotonic() < deadline, reply.text
                         time.sleep(0.1)
         finally:

@@ -1,4 +1,4 @@
-"""The anchorer against a misbehaving chain: a reorg that drops its transaction, an RPC outage, a stuck transaction, and two workers racing on one PostgreSQL database."""
+"""The anchorer against a misbehaving chain: reorgs, an RPC outage, a stuck transaction, two racing workers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from anchoring_kit import (
     Setup,
     anchored_size,
@@ -17,6 +16,7 @@ from anchoring_kit import (
     rpc_proxy,
     tick_until,
 )
+
 from backend.chain.anvil import Anvil, start_anvil
 
 

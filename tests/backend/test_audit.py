@@ -8,10 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select, text, update
-from typer.testing import CliRunner
-
 from anchoring_kit import (
     LEDGER_ID,
     anchor_everything,
@@ -22,6 +18,10 @@ from anchoring_kit import (
     drop_database,
     make_setup,
 )
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select, text, update
+from typer.testing import CliRunner
+
 from backend.chain.anvil import Anvil
 from backend.cli import app as cli
 from backend.db import create_engine, migrate
@@ -52,8 +52,10 @@ def template(postgres_server: str, anvil: Anvil, tmp_path_factory: pytest.TempPa
     with TestClient(api_app(setup)) as client:
         made.world = build_world(setup, client)
         anchor_everything(setup)
-        reply = client.get(f"/v1/invoices/{made.world.ids['credited_a']}/receipt",
-                           headers={"Authorization": f"Bearer {made.world.admin}"})  # fmt: skip
+        reply = client.get(
+            f"/v1/invoices/{made.world.ids['credited_a']}/receipt",
+            headers={"Authorization": f"Bearer {made.world.admin}"},
+        )
         made.receipt = reply.json()
     setup.engine.dispose()
     yield made
@@ -68,7 +70,9 @@ def ledger_db(postgres_server: str, template: Template) -> Iterator[str]:
     drop_database(postgres_server, url)
 
 
-def audit(template: Template, anvil_url: str, *args: str, database_url: str | None = None) -> tuple[int, dict[str, Any]]:
+def audit(
+    template: Template, anvil_url: str, *args: str, database_url: str | None = None
+) -> tuple[int, dict[str, Any]]:
     environment = {"TALLY_LEDGER_ID": LEDGER_ID, "TALLY_DATA_DIR": str(template.data_dir), "RPC_URL": anvil_url}
     get_settings.cache_clear()
     try:
@@ -100,8 +104,11 @@ def test_a_clean_ledger_passes(template: Template, ledger_db: str, anvil: Anvil)
 def _edit_document(engine: Engine, sequence: int) -> None:
     with engine.begin() as connection:
         document = connection.scalar(select(LedgerEntry.document).where(LedgerEntry.sequence == sequence))
-        connection.execute(update(LedgerEntry).where(LedgerEntry.sequence == sequence)
-                           .values(document={**document, "reason": "rewritten"}))  # fmt: skip
+        connection.execute(
+            update(LedgerEntry)
+            .where(LedgerEntry.sequence == sequence)
+            .values(document={**document, "reason": "rewritten"})
+        )
 
 
 def _execute(engine: Engine, statement: Any, parameters: dict[str, Any] | None = None) -> None:
@@ -110,30 +117,49 @@ def _execute(engine: Engine, statement: Any, parameters: dict[str, Any] | None =
 
 
 def _swap(engine: Engine, first: int, second: int) -> None:
-    columns = ("id", "kind", "subject", "document", "document_hash", "leaf_input", "leaf_hash", "terms_version",
-               "customer_id", "invoice_id")  # fmt: skip
+    columns = (
+        "id",
+        "kind",
+        "subject",
+        "document",
+        "document_hash",
+        "leaf_input",
+        "leaf_hash",
+        "terms_version",
+        "customer_id",
+        "invoice_id",
+    )
     with engine.begin() as connection:
-        rows = {s: connection.execute(select(*[getattr(LedgerEntry, c) for c in columns])
-                                      .where(LedgerEntry.sequence == s)).one() for s in (first, second)}  # fmt: skip
+        rows = {
+            s: connection.execute(
+                select(*[getattr(LedgerEntry, c) for c in columns]).where(LedgerEntry.sequence == s)
+            ).one()
+            for s in (first, second)
+        }
         connection.execute(update(LedgerEntry).where(LedgerEntry.sequence == first).values(id="ent_swap"))
         for target, source in ((second, first), (first, second)):
-            connection.execute(update(LedgerEntry).where(LedgerEntry.sequence == target)
-                               .values(dict(zip(columns, rows[source], strict=True))))  # fmt: skip
+            connection.execute(
+                update(LedgerEntry)
+                .where(LedgerEntry.sequence == target)
+                .values(dict(zip(columns, rows[source], strict=True)))
+            )
 
 
 TAMPERINGS: dict[str, tuple[Callable[[Engine, int], None], Callable[[int], set[tuple[str, str]]]]] = {
-    "document edited in the database": (
-        _edit_document, lambda k: {("document_hash_mismatch", f"entry {k}")}),
+    "document edited in the database": (_edit_document, lambda k: {("document_hash_mismatch", f"entry {k}")}),
     "entry deleted": (
         lambda e, k: _execute(e, text("DELETE FROM ledger_entries WHERE sequence = :k"), {"k": k}),
-        lambda k: {("sequence_gap", f"entry {k}")}),
+        lambda k: {("sequence_gap", f"entry {k}")},
+    ),
     "two entries swapped": (
         lambda e, k: _swap(e, k, k + 1),
-        lambda k: {("leaf_input_mismatch", f"entry {k}"), ("leaf_input_mismatch", f"entry {k + 1}")}),
+        lambda k: {("leaf_input_mismatch", f"entry {k}"), ("leaf_input_mismatch", f"entry {k + 1}")},
+    ),
     "leaf hash changed": (
         lambda e, k: _execute(e, update(LedgerEntry).where(LedgerEntry.sequence == k).values(leaf_hash=b"\x13" * 32)),
-        lambda k: {("leaf_hash_mismatch", f"entry {k}")}),
-}  # fmt: skip
+        lambda k: {("leaf_hash_mismatch", f"entry {k}")},
+    ),
+}
 
 
 @pytest.mark.parametrize("tampering", list(TAMPERINGS))
@@ -152,21 +178,32 @@ def test_each_tampering_of_an_entry_is_named(template: Template, ledger_db: str,
         assert any(code == "head_mismatch" or code == "head_not_rebuildable" for code, _ in named(report))
 
 
-def test_tampered_nodes_balances_journal_and_anchor_records_are_named(template: Template, ledger_db: str,
-                                                                      anvil: Anvil) -> None:  # fmt: skip
+def test_tampered_nodes_balances_journal_and_anchor_records_are_named(
+    template: Template, ledger_db: str, anvil: Anvil
+) -> None:
     invoice = template.world.ids["plain_b"]
     engine = create_engine(ledger_db)
     try:
         with engine.begin() as connection:
-            connection.execute(update(MerkleNode).where(MerkleNode.level == 1, MerkleNode.node_index == 1)
-                               .values(hash=b"\x07" * 32))  # fmt: skip
+            connection.execute(
+                update(MerkleNode).where(MerkleNode.level == 1, MerkleNode.node_index == 1).values(hash=b"\x07" * 32)
+            )
             connection.execute(update(Invoice).where(Invoice.id == invoice).values(paid_minor=500))
             posting = connection.scalar(select(JournalLine.posting_id).limit(1))
-            connection.execute(update(JournalLine).where(JournalLine.posting_id == posting)
-                               .values(amount_minor=JournalLine.amount_minor + 1))  # fmt: skip
+            connection.execute(
+                update(JournalLine)
+                .where(JournalLine.posting_id == posting)
+                .values(amount_minor=JournalLine.amount_minor + 1)
+            )
             anchor = connection.execute(select(AnchorTransaction).limit(1)).mappings().one()
-            forged = {**anchor, "pk": None, "id": "anc_forged", "tree_size": 2, "root": b"\x21" * 32,
-                      "tx_hash": b"\x22" * 32}  # fmt: skip
+            forged = {
+                **anchor,
+                "pk": None,
+                "id": "anc_forged",
+                "tree_size": 2,
+                "root": b"\x21" * 32,
+                "tx_hash": b"\x22" * 32,
+            }
             forged.pop("pk")
             connection.execute(AnchorTransaction.__table__.insert().values(**forged))
     finally:
@@ -180,8 +217,9 @@ def test_tampered_nodes_balances_journal_and_anchor_records_are_named(template: 
     assert ("stored_node_mismatch", "merkle_nodes") in codes
 
 
-def test_receipts_given_to_the_audit_are_checked(template: Template, ledger_db: str, anvil: Anvil,
-                                                 tmp_path: Path) -> None:  # fmt: skip
+def test_receipts_given_to_the_audit_are_checked(
+    template: Template, ledger_db: str, anvil: Anvil, tmp_path: Path
+) -> None:
     honest = template.receipt
     (tmp_path / "honest.json").write_text(json.dumps(honest))
     assert audit(template, anvil.url, "--receipt", str(tmp_path / "honest.json"), database_url=ledger_db)[0] == 0
@@ -191,20 +229,32 @@ def test_receipts_given_to_the_audit_are_checked(template: Template, ledger_db: 
     log.append_many(entry.leaf_input() for entry in entries)
     anchor = honest["anchor"]
     size = honest["tree_size"] + 3
-    forged = build_receipt(entries[1], tree_size=size, root=log.root(size), inclusion_proof=log.inclusion_proof(1, size),
-                           anchor=Anchor(anchor["chain_id"], anchor["contract"], bytes(32), anchor["block_number"]))  # fmt: skip
+    forged = build_receipt(
+        entries[1],
+        tree_size=size,
+        root=log.root(size),
+        inclusion_proof=log.inclusion_proof(1, size),
+        anchor=Anchor(anchor["chain_id"], anchor["contract"], bytes(32), anchor["block_number"]),
+    )
     (tmp_path / "forged.json").write_text(json.dumps(forged))
     code, report = audit(template, anvil.url, "--receipt", str(tmp_path / "forged.json"), database_url=ledger_db)
     codes = named(report)
     subject = f"receipt {tmp_path / 'forged.json'}"
-    assert code == 1 and {("receipt_document_mismatch", subject), ("receipt_not_anchored", subject),
-                          ("receipt_root_mismatch", subject)} <= codes  # fmt: skip
+    assert (
+        code == 1
+        and {
+            ("receipt_document_mismatch", subject),
+            ("receipt_not_anchored", subject),
+            ("receipt_root_mismatch", subject),
+        }
+        <= codes
+    )
 
 
-def test_export_bundles_audit_clean_and_tampering_in_them_is_named(template: Template, ledger_db: str,
-                                                                    anvil: Anvil, tmp_path: Path) -> None:  # fmt: skip
-    environment = {"TALLY_LEDGER_ID": LEDGER_ID, "TALLY_DATA_DIR": str(template.data_dir),
-                   "DATABASE_URL": ledger_db}  # fmt: skip
+def test_export_bundles_audit_clean_and_tampering_in_them_is_named(
+    template: Template, ledger_db: str, anvil: Anvil, tmp_path: Path
+) -> None:
+    environment = {"TALLY_LEDGER_ID": LEDGER_ID, "TALLY_DATA_DIR": str(template.data_dir), "DATABASE_URL": ledger_db}
     get_settings.cache_clear()
     try:
         exported = CliRunner().invoke(cli, ["export", str(tmp_path / "bundle")], env=environment)
@@ -218,11 +268,14 @@ def test_export_bundles_audit_clean_and_tampering_in_them_is_named(template: Tem
     lines[3] = json.dumps(record)
     (tmp_path / "bundle" / "entries.ndjson").write_text("\n".join(lines) + "\n")
     code, report = audit(template, anvil.url, str(tmp_path / "bundle"))
-    assert code == 1 and {("document_hash_mismatch", "entry 3"), ("bundle_hash_mismatch", "bundle entries")} <= named(report)
+    assert code == 1 and {("document_hash_mismatch", "entry 3"), ("bundle_hash_mismatch", "bundle entries")} <= named(
+        report
+    )
 
 
-def test_the_http_export_stream_audits_clean_and_a_missing_line_is_named(template: Template, ledger_db: str,
-                                                                         anvil: Anvil, tmp_path: Path) -> None:  # fmt: skip
+def test_the_http_export_stream_audits_clean_and_a_missing_line_is_named(
+    template: Template, ledger_db: str, anvil: Anvil, tmp_path: Path
+) -> None:
     from backend.app import create_app
     from backend.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Receipts from the API verify with `tally verify`; forged or tampered receipts are refused with distinct exit codes."""
+"""API receipts verify with `tally verify`; forged or tampered receipts are refused with distinct exit codes."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import select
-from typer.testing import CliRunner
-
 from anchoring_kit import (
     LEDGER_ID,
     Setup,
@@ -27,6 +23,10 @@ from anchoring_kit import (
     drop_database,
     make_setup,
 )
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
 from backend.chain.anvil import Anvil, start_anvil
 from backend.cli import app as cli
 from backend.db import migrate, transaction
@@ -58,12 +58,17 @@ def ctx(postgres_server: str, anvil: Anvil, tmp_path_factory: pytest.TempPathFac
     with TestClient(api_app(made.setup)) as client:
         made.client = client
         made.world = build_world(made.setup, client)
-        made.before_anchoring = client.get(f"/v1/invoices/{made.world.ids['plain_a']}/receipt",
-                                           headers=auth(made.world.admin))  # fmt: skip
+        made.before_anchoring = client.get(
+            f"/v1/invoices/{made.world.ids['plain_a']}/receipt", headers=auth(made.world.admin)
+        )
         anchor_everything(made.setup)
         with transaction(made.setup.sessions) as session:
-            made.documents = [row.document for row in session.scalars(
-                select(LedgerEntry).where(LedgerEntry.ledger_id == LEDGER_ID).order_by(LedgerEntry.sequence))]  # fmt: skip
+            made.documents = [
+                row.document
+                for row in session.scalars(
+                    select(LedgerEntry).where(LedgerEntry.ledger_id == LEDGER_ID).order_by(LedgerEntry.sequence)
+                )
+            ]
         yield made
     made.setup.engine.dispose()
     drop_database(postgres_server, url)
@@ -92,10 +97,14 @@ def forged(documents: list[dict[str, Any]], index: int, tree_size: int, anchor: 
     log = MerkleLog()
     log.append_many(Entry(sequence, document).leaf_input() for sequence, document in enumerate(documents))
     return build_receipt(
-        Entry(index, documents[index]), tree_size=tree_size, root=log.root(tree_size),
+        Entry(index, documents[index]),
+        tree_size=tree_size,
+        root=log.root(tree_size),
         inclusion_proof=log.inclusion_proof(index, tree_size),
-        anchor=Anchor(anchor["chain_id"], anchor["contract"], bytes.fromhex(anchor["tx_hash"][2:]), anchor["block_number"]),
-    )  # fmt: skip
+        anchor=Anchor(
+            anchor["chain_id"], anchor["contract"], bytes.fromhex(anchor["tx_hash"][2:]), anchor["block_number"]
+        ),
+    )
 
 
 def test_before_anchoring_the_receipt_is_409_not_anchored_with_the_expected_wait(ctx: Ctx) -> None:
@@ -116,8 +125,12 @@ def test_every_invoice_receipt_verifies_against_the_chain(ctx: Ctx, anvil: Anvil
         assert [check["name"] for check in result["checks"]][-1] == "anchor_root"
         kinds[name] = receipt["kind"]
     # The current entry: the latest terms version, or the entry that cancelled the invoice.
-    assert kinds == {"plain_a": "invoice_issued", "credited_a": "terms_updated", "voided_b": "invoice_voided",
-                     "plain_b": "invoice_issued"}  # fmt: skip
+    assert kinds == {
+        "plain_a": "invoice_issued",
+        "credited_a": "terms_updated",
+        "voided_b": "invoice_voided",
+        "plain_b": "invoice_issued",
+    }
 
 
 def test_entry_receipts_and_partner_scope(ctx: Ctx, anvil: Anvil, tmp_path: Path) -> None:
@@ -126,8 +139,9 @@ def test_entry_receipts_and_partner_scope(ctx: Ctx, anvil: Anvil, tmp_path: Path
     assert run_verify(own, anvil.url, tmp_path)[0] == 0
     assert ctx.client.get(f"/v1/invoices/{ids['plain_b']}/receipt", headers=auth(partner)).status_code == 404
     with transaction(ctx.setup.sessions) as session:
-        rows = {row.invoice_id: row.sequence for row in session.scalars(select(LedgerEntry).where(
-            LedgerEntry.kind == 1))}  # fmt: skip
+        rows = {
+            row.invoice_id: row.sequence for row in session.scalars(select(LedgerEntry).where(LedgerEntry.kind == 1))
+        }
     issued_a = receipt_of(ctx, f"/v1/ledger/entries/{rows[ids['credited_a']]}/receipt", key=partner)
     assert issued_a["kind"] == "invoice_issued" and run_verify(issued_a, anvil.url, tmp_path)[0] == 0
     reply = ctx.client.get(f"/v1/ledger/entries/{rows[ids['plain_b']]}/receipt", headers=auth(partner))
@@ -151,7 +165,9 @@ def test_tampered_and_forged_receipts_are_refused(ctx: Ctx, anvil: Anvil, tmp_pa
     assert run_verify(rehashed, anvil.url, tmp_path)[1]["reason"] == "inclusion_proof"
 
     leaf_changed = copy.deepcopy(honest)  # the leaf input's sequence changed
-    leaf_changed["leaf_input"] = honest["leaf_input"][:2 + 64 * 2] + "%064x" % (index + 1) + honest["leaf_input"][2 + 64 * 3:]
+    leaf_changed["leaf_input"] = (
+        honest["leaf_input"][: 2 + 64 * 2] + "%064x" % (index + 1) + honest["leaf_input"][2 + 64 * 3 :]
+    )
     code, result = run_verify(leaf_changed, anvil.url, tmp_path)
     assert code == 1 and result["reason"] in ("leaf_input", "leaf_index")
 
@@ -161,12 +177,15 @@ def test_tampered_and_forged_receipts_are_refused(ctx: Ctx, anvil: Anvil, tmp_pa
     deleted = documents[:1] + documents[2:] + [customer_document(99)]
     swapped = copy.deepcopy(documents)
     swapped[0], swapped[1] = swapped[1], swapped[0]
-    for name, version, at in (("document edited", changed, index), ("entry deleted", deleted, index - 1),
-                              ("entries swapped", swapped, 0)):  # fmt: skip
+    for name, version, at in (
+        ("document edited", changed, index),
+        ("entry deleted", deleted, index - 1),
+        ("entries swapped", swapped, 0),
+    ):
         code, result = run_verify(forged(version, at, size, anchor), anvil.url, tmp_path)
         assert (code, result["reason"]) == (1, "root_mismatch"), name
 
-    never = forged(documents + [customer_document(7)], index, size + 1, anchor)  # a head never anchored
+    never = forged([*documents, customer_document(7)], index, size + 1, anchor)  # a head never anchored
     code, result = run_verify(never, anvil.url, tmp_path)
     assert (code, result["outcome"], result["reason"]) == (2, "not_anchored", "not_anchored")
 

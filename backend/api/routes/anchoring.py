@@ -1,5 +1,6 @@
 """Anchoring over HTTP: receipts (`/v1/ledger/entries/{entry}/receipt`; the invoice receipt route
-in routes/invoices.py calls `receipt_response` here), `/v1/anchors`, and the export stream's anchors, invoices, journal and manifest (`with_manifest`, used by routes/ledger.py).
+in routes/invoices.py calls `receipt_response` here), `/v1/anchors`, and the export stream's
+anchors, invoices, journal and manifest (`with_manifest`, used by routes/ledger.py).
 
 Until a confirmed anchored head covers the entry, a receipt answers 409 `not_anchored` in the
 error shape, with the expected wait in the message and in `Retry-After`.
@@ -41,8 +42,14 @@ def receipt_response(state: AppState, row: LedgerEntry) -> JSONResponse:
         with transaction(state.sessions) as session:
             receipt = receipt_for(session, ledger_id=ledger_id, row=row, settings=state.settings)
     except NotAnchored as pending:
-        return error_json(409, "invalid_request_error", "not_anchored", pending.message(), None,
-                          {"Retry-After": str(pending.expected_wait_s)})  # fmt: skip
+        return error_json(
+            409,
+            "invalid_request_error",
+            "not_anchored",
+            pending.message(),
+            None,
+            {"Retry-After": str(pending.expected_wait_s)},
+        )
     return JSONResponse(receipt)
 
 
@@ -109,8 +116,9 @@ def anchors_page(
             before = session.scalar(select(AnchorTransaction.pk).where(AnchorTransaction.id == starting_after))
             if before is None:
                 raise NotFound(f"starting_after: no anchor {starting_after}", param="starting_after")
-        rows = store.list_anchors(session, state.settings.ledger_id, statuses=[status] if status else None,
-                                  limit=limit + 1, before_pk=before)  # fmt: skip
+        rows = store.list_anchors(
+            session, state.settings.ledger_id, statuses=[status] if status else None, limit=limit + 1, before_pk=before
+        )
         data = [render_anchor(row) for row in rows[:limit]]
     return {"object": "list", "data": data, "has_more": len(rows) > limit, "url": url}
 
@@ -133,4 +141,3 @@ def with_manifest(state: AppState, entry_lines: Iterator[bytes], tree_size: int)
     """The export stream: the entry lines (and head line) as given, then anchors, invoices,
     journal lines, and a last `export_manifest` line with counts and SHA-256 of each section."""
     return stream_with_manifest(state.sessions, state.settings.ledger_id, entry_lines, tree_size)
-
