@@ -146,6 +146,20 @@ class ChainReader:
     def connect(cls, rpc_url: str, settlement: str, timeout_s: float, **kwargs: Any) -> ChainReader:
         return cls(connect_rpc(rpc_url, timeout_s), settlement, **kwargs)
 
+    def deployed_at(self, head: int) -> int:
+        """The first block at which the settlement contract has code (bisection: O(log head) calls)."""
+        address = Web3.to_checksum_address(self.settlement)
+        if not rpc(lambda: self.w3.eth.get_code(address, head)):
+            raise ChainUnavailable(f"no code at {self.settlement} on chain {self.chain_id}")
+        low, high = 0, head
+        while low < high:
+            middle = (low + high) // 2
+            if rpc(lambda block=middle: self.w3.eth.get_code(address, block)):
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
     def head(self) -> int:
         return int(rpc(lambda: self.w3.eth.block_number))
 

@@ -35,8 +35,9 @@ class ReconcilerConfig:
     reorg_depth_max: int = 256
     # Stored blocks older than this many below the cursor are pruned (payments keep their own hash).
     blocks_kept_max: int = 1_024
-    # The first block scanned on a fresh database (0, or the settlement contract's deploy block).
-    start_block: int = 0
+    # The first block scanned on a fresh database; None: the block InvoiceSettlement was deployed
+    # in (found by bisecting eth_getCode), so a long chain is not read from its genesis.
+    start_block: int | None = None
     # Suggestions kept per suspense payment.
     suggestions_max: int = 5
     # Back-off while the RPC endpoint (or the database) fails: doubling from min to max.
@@ -46,7 +47,7 @@ class ReconcilerConfig:
     lease_ttl_s: float = 15.0
 
     def __post_init__(self) -> None:
-        if self.confirmations < 0 or self.poll_s <= 0 or self.start_block < 0:
+        if self.confirmations < 0 or self.poll_s <= 0 or (self.start_block is not None and self.start_block < 0):
             raise ValueError("confirmations >= 0, poll_s > 0 and start_block >= 0 are required")
         if min(self.block_range_max, self.logs_per_transaction_max, self.logs_per_range_max) < 1:
             raise ValueError("block_range_max, logs_per_transaction_max and logs_per_range_max must be >= 1")

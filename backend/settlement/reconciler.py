@@ -72,6 +72,7 @@ class Reconciler:
         self._local_addresses = local_addresses
         self._chain: ChainReader | None = None
         self._range = config.block_range_max
+        self._start_block = config.start_block
         self._invoice_payees: set[str] = set()
         self._payees_since_s = 0
         # A test seam: called at named points ("before_commit") to simulate a crash there.
@@ -132,8 +133,10 @@ class Reconciler:
             return "standby"
         head = chain.head()
         safe = head - max(self.config.confirmations - 1, 0)
+        if self._start_block is None:
+            self._start_block = self._first_block(chain, head)
         with transaction(self.sessions) as session:
-            cursor = store.read_cursor(session, chain.chain_id, start_block=self.config.start_block)
+            cursor = store.read_cursor(session, chain.chain_id, start_block=self._start_block)
             number, known_hash = cursor.block_number, (bytes(cursor.block_hash) if cursor.block_hash else None)
         if number >= safe:
             if known_hash is not None and self._cursor_orphaned(chain, number, known_hash):
@@ -172,6 +175,19 @@ class Reconciler:
             self._chain = chain
         return self._chain
 
+    @property
+    def start_block(self) -> int:
+        if self._start_block is None:
+            raise RuntimeError("the start block is known after the first tick")
+        return self._start_block
+
+    def _first_block(self, chain: ChainReader, head: int) -> int:
+        """Where a fresh cursor starts (and where a reorg below every stored block rescans from):
+        the configured block, or the settlement contract's deploy block."""
+        if self.config.start_block is not None:
+            return self.config.start_block
+        return chain.deployed_at(head)
+
     def _narrow(self, first: int, last: int) -> str:
         self._range = max(1, (last - first + 1) // 2)
         log.info("blocks %d..%d hold too many logs; reading %d blocks at a time", first, last, self._range)
@@ -196,7 +212,7 @@ class Reconciler:
         """Book `logs` (ordered) in chunks of whole blocks, each chunk with its cursor move."""
         for chunk, end in _chunks(logs, headers, last, self.config.logs_per_transaction_max):
             with transaction(self.sessions) as session:
-                cursor = store.read_cursor(session, chain_id, start_block=self.config.start_block, lock=True)
+                cursor = store.read_cursor(session, chain_id, start_block=self.start_block, lock=True)
                 if cursor.block_number != expected:
                     raise store.CursorMoved(f"cursor at {cursor.block_number}, expected {expected}")
                 ctx = booking.Context(ledger_id=self.ledger_id, chain_id=chain_id,
@@ -229,9 +245,9 @@ class Reconciler:
         if fork is None:
             if len(stored) >= self.config.reorg_depth_max:
                 raise ReorgTooDeep(f"none of the last {len(stored)} blocks read is on the chain any more")
-            fork = (self.config.start_block - 1, None)
+            fork = (self.start_block - 1, None)
         with transaction(self.sessions) as session:
-            cursor = store.read_cursor(session, chain.chain_id, start_block=self.config.start_block, lock=True)
+            cursor = store.read_cursor(session, chain.chain_id, start_block=self.start_block, lock=True)
             if cursor.block_number != number:
                 raise store.CursorMoved(f"cursor at {cursor.block_number}, expected {number}")
             ctx = booking.Context(ledger_id=self.ledger_id, chain_id=chain.chain_id)

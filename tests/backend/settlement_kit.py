@@ -197,9 +197,8 @@ class World:
             return not unbalanced_currencies(session)
 
     def new_reconciler(self, fault: Callable[[str], None] | None = None, **config: Any) -> Reconciler:
-        return build_reconciler(self.settings, self.engine, self.sessions, self.deployments,
-                                fault=fault, **{**FAST_RECONCILE, "start_block": self.reconciler.config.start_block,
-                                                **config})  # fmt: skip
+        return build_reconciler(self.settings, self.engine, self.sessions, self.deployments, fault=fault,
+                                **{**FAST_RECONCILE, **config})  # fmt: skip
 
 
 @contextmanager
@@ -222,8 +221,7 @@ def make_world(database_url: str, data_dir: Path, **settings: Any) -> Iterator[W
     anchor_config = AnchorerConfig.from_settings(config, **FAST_ANCHOR)
     anchorer = Anchorer(sessions=sessions, engine=engine, ledger_id=LEDGER_ID, config=anchor_config,
                         connect_chain=chain_connector(config, deployments, anchor_config))  # fmt: skip
-    reconciler = build_reconciler(config, engine, sessions, deployments, start_block=w3.eth.block_number,
-                                  **FAST_RECONCILE)  # fmt: skip
+    reconciler = build_reconciler(config, engine, sessions, deployments, **FAST_RECONCILE)
     try:
         with TestClient(app) as client:
             yield World(anvil, config, client, admin, addresses, payee, owner, anchorer, reconciler, deployments,
