@@ -17,9 +17,8 @@ from backend.settlement.config import ReconcilerConfig
 from backend.settlement.reconciler import Reconciler
 
 
-def chain_connector(
-    settings: Any, deployments: Any, config: ReconcilerConfig, rpc_url: str | None = None
-) -> Callable[[], ChainReader]:
+def chain_connector(settings: Any, deployments: Any, config: ReconcilerConfig,
+                    rpc_url: str | None = None) -> Callable[[], ChainReader]:  # fmt: skip
     """A factory the worker calls (again after a failure): the RPC endpoint and the
     InvoiceSettlement recorded for its chain id."""
     url = rpc_url or settings.effective_rpc_url
@@ -47,12 +46,7 @@ def build_reconciler(
 ) -> Reconciler:
     config = ReconcilerConfig.from_settings(settings, **overrides)
     return Reconciler(
-        sessions=sessions,
-        engine=engine,
-        ledger_id=settings.ledger_id,
-        config=config,
+        sessions=sessions, engine=engine, ledger_id=settings.ledger_id, config=config,
         connect_chain=chain_connector(settings, deployments, config, rpc_url),
-        default_payee=default_payee(settings),
-        local_addresses=deployments.for_chain,
-        fault=fault,
-    )
+        default_payee=default_payee(settings), local_addresses=deployments.for_chain, fault=fault,
+    )  # fmt: skip
