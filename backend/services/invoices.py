@@ -152,6 +152,7 @@ def create_invoice(
         credited_minor=0,
         debited_minor=0,
         paid_minor=0,
+        paid_onchain_minor=0,
         written_off_minor=0,
         metadata_=metadata or {},
         created=created,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db import transaction
 from backend.models import ApiKey, Customer
-from backend.services.common import InvalidRequest, NotFound, is_id, new_id, now_s
+from backend.services.common import Conflict, InvalidRequest, NotFound, is_id, new_id, now_s
 
 SECRET_PREFIX = "tally_sk_"  # noqa: S105 (a prefix, not a secret)
 SECRET_RANDOM_BYTES = 32
@@ -108,7 +108,15 @@ def create_key(
 
 
 def revoke_key(session: Session, *, key_id: str) -> ApiKey:
+    """Revoke a key (idempotent). The last live admin key cannot be revoked: nobody could manage
+    keys through the API afterwards (create another admin key first)."""
     row = get_key(session, key_id=key_id)
+    if row.revoked_at is None and row.role == Role.ADMIN:
+        admins = session.scalars(
+            select(ApiKey.id).where(ApiKey.role == str(Role.ADMIN), ApiKey.revoked_at.is_(None)).with_for_update()
+        ).all()
+        if admins == [row.id]:
+            raise Conflict("this is the last live admin key; create another admin key first", code="last_admin_key")
     if row.revoked_at is None:
         session.execute(
             update(ApiKey)
