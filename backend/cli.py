@@ -186,6 +186,7 @@ def _register_optional_commands(module: str) -> None:
 
 _register_optional("backend.cli_keys", "keys")
 _register_optional_commands("backend.cli_ops")
+_register_optional_commands("backend.cli_settlement")
 
 
 def main() -> None:
