@@ -268,13 +268,9 @@ def _pay_and_watch(stage: Stage, payer: LocalAccount, invoice_id: str, numbered:
         f"against anchored size {instructions['request']['tree_size']}"
     )
     stage.say(f"or as a plain transfer: {instructions['eip681']}")
-    w3 = stage.client  # (kept for symmetry with `tally pay`, which needs only RPC)
-    del w3
-    from backend.chain.client import connect
-
-    result = Payer(connect(stage.rpc_url), payer, instructions["settlement_contract"]).pay(
-        request_from_json(instructions["request"])
-    )
+    # What `tally pay` does: from here on only the chain and the payer's key.
+    wallet = Payer(connect(stage.rpc_url), payer, instructions["settlement_contract"])
+    result = wallet.pay(request_from_json(instructions["request"]))
     mined = time.monotonic()
     stage.say(
         f"approve tx {str(result.approve_tx)[:18]}..., pay tx {result.pay_tx[:18]}... (block {result.block_number})"
