@@ -202,6 +202,31 @@ class World:
 
 
 @contextmanager
+def serve(world: World) -> Iterator[str]:
+    """The world's API on a real uvicorn (for clients that speak HTTP, like `tally pay`)."""
+    import threading
+
+    import uvicorn
+
+    from backend.chain.anvil import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(world.client.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
 def make_world(database_url: str, data_dir: Path, **settings: Any) -> Iterator[World]:
     """A world on its own anvil (tests that move time or reorg the chain stay isolated)."""
     anvil = start_anvil()
