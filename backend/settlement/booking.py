@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from backend.models import ChainPayment, Customer, Invoice, LedgerEntry, Payment, SuspenseSuggestion
@@ -43,6 +43,7 @@ from ledger.terms import Terms, amount_due_at, remaining_at
 ID_PREFIX = "cpm"
 OPEN_STATUSES = ("open", "partially_paid")
 candidate_invoices_max = 50
+prefetch_hashes_max = 500  # transaction hashes per IN list
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,29 @@ class Context:
     suggestions_max: int = 5
     _tokens: dict[str, TokenInfo | None] = field(default_factory=dict)
     _wallets: dict[str, list[str]] | None = None
+    _existing: dict[tuple[bytes, int], ChainPayment] | None = None
+
+    def prefetch(self, session: Session, logs: list[PaymentLog]) -> None:
+        """Lock and load the rows of these logs' transactions in one query (one per chunk instead
+        of one per log); `record` then looks them up here."""
+        hashes = sorted({log.tx_hash for log in logs})
+        found: dict[tuple[bytes, int], ChainPayment] = {}
+        for start in range(0, len(hashes), prefetch_hashes_max):
+            rows = session.scalars(
+                select(ChainPayment).where(ChainPayment.chain_id == self.chain_id,
+                                           ChainPayment.tx_hash.in_(hashes[start : start + prefetch_hashes_max]))
+                .with_for_update()
+            )  # fmt: skip
+            found.update({(bytes(row.tx_hash), row.log_index): row for row in rows})
+        self._existing = found
+
+    def existing(self, session: Session, log: PaymentLog) -> ChainPayment | None:
+        if self._existing is not None:
+            return self._existing.get((log.tx_hash, log.log_index))
+        return session.scalars(
+            select(ChainPayment).where(ChainPayment.chain_id == self.chain_id, ChainPayment.tx_hash == log.tx_hash,
+                                       ChainPayment.log_index == log.log_index).with_for_update()
+        ).one_or_none()  # fmt: skip
 
     def token(self, session: Session, address: str) -> TokenInfo | None:
         if address not in self._tokens:
@@ -118,10 +142,7 @@ def record(session: Session, ctx: Context, log: PaymentLog, header: Header) -> C
     applied again. None for a zero-amount transfer (address-poisoning spam, nothing to book)."""
     if log.amount == 0:
         return None
-    row = session.scalars(
-        select(ChainPayment).where(ChainPayment.chain_id == ctx.chain_id, ChainPayment.tx_hash == log.tx_hash,
-                                   ChainPayment.log_index == log.log_index).with_for_update()
-    ).one_or_none()  # fmt: skip
+    row = ctx.existing(session, log)
     if row is not None and row.status != "reversed":
         return row
     moment = now_ms()
@@ -131,16 +152,14 @@ def record(session: Session, ctx: Context, log: PaymentLog, header: Header) -> C
         "amount_token": str(log.amount), "invoice_key": log.invoice_key, "terms_version": log.terms_version,
         "total_paid_token": None if log.total_paid is None else str(log.total_paid), "updated_ms": moment,
     }  # fmt: skip
-    if row is None:
+    if row is None:  # added to the session once its outcome is known: one INSERT, no UPDATE
         row = ChainPayment(id=new_id(ID_PREFIX), chain_id=ctx.chain_id, tx_hash=log.tx_hash, log_index=log.log_index,
                            status="suspense", adjustment_minor=0, bookings=0, created_ms=moment, **fields)  # fmt: skip
-        session.add(row)
     else:
         for name, value in fields.items():
             setattr(row, name, value)
         row.status, row.reason, row.detail, row.payment_id = "suspense", None, None, None
         row.adjustment_minor, row.adjustment_note_id, row.applied_by = 0, None, None
-    session.flush()
     apply(session, ctx, row)
     return row
 
@@ -297,7 +316,15 @@ def _book(session: Session, ctx: Context, row: ChainPayment, invoice_id: str, *,
     row.customer_id = payment.customer_id
     row.reason, row.detail, row.bookings, row.updated_ms = None, None, row.bookings + 1, now_ms()
     row.applied_by = row.applied_by or "reconciler"
-    session.execute(delete(SuspenseSuggestion).where(SuspenseSuggestion.chain_payment_id == row.id))
+    _keep(session, row)
+
+
+def _keep(session: Session, row: ChainPayment) -> None:
+    """Add a new row to the session; clear an existing row's suggestions."""
+    if inspect(row).transient:
+        session.add(row)
+    else:
+        session.execute(delete(SuspenseSuggestion).where(SuspenseSuggestion.chain_payment_id == row.id))
 
 
 def _park(
@@ -307,13 +334,13 @@ def _park(
         setattr(row, name, value)
     row.status, row.reason, row.detail, row.updated_ms = "suspense", parked.reason, parked.detail[:1000], now_ms()
     row.payment_id, row.applied_by = None, None
+    _keep(session, row)
     if row.currency and row.amount_minor and row.suspense_posting_id is None:
         amount = int(row.amount_minor)
         row.suspense_posting_id = journal.post(
             session, ledger_id=ctx.ledger_id, currency=row.currency, created=now_s(),
             lines=[Line(Account.CRYPTO_CLEARING, amount), Line(Account.SUSPENSE, -amount)], customer_id=row.customer_id,
         ) or None  # fmt: skip
-    session.execute(delete(SuspenseSuggestion).where(SuspenseSuggestion.chain_payment_id == row.id))
     session.add_all(
         SuspenseSuggestion(chain_payment_id=row.id, invoice_id=invoice.id, customer_id=invoice.customer_id,
                            rank=rank, reason=_why(invoice, row))

@@ -217,6 +217,7 @@ class Reconciler:
                     raise store.CursorMoved(f"cursor at {cursor.block_number}, expected {expected}")
                 ctx = booking.Context(ledger_id=self.ledger_id, chain_id=chain_id,
                                       suggestions_max=self.config.suggestions_max)  # fmt: skip
+                ctx.prefetch(session, chunk)
                 for item in chunk:
                     if booking.record(session, ctx, item, headers[item.block_number]) is not None:
                         self.booked_count += 1
