@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 
 from backend.db import create_engine, session_factory, transaction
@@ -42,21 +41,15 @@ def create(
 
 @app.command("list")
 def list_keys() -> None:
-    """List keys (newest first): id, role, customer, prefix, created, revoked."""
+    """List keys, newest first, one per line (tab-separated, for scripts): id, role, customer,
+    secret prefix, name, created, revoked (unix seconds; empty when live)."""
     with transaction(_sessions()) as session:
         rows = list(session.scalars(select(ApiKey).order_by(ApiKey.pk.desc()).limit(list_rows_max)))
-    table = Table("id", "role", "customer", "prefix", "name", "created", "revoked")
+    typer.echo("\t".join(("id", "role", "customer", "prefix", "name", "created", "revoked")))
     for row in rows:
-        table.add_row(
-            row.id,
-            row.role,
-            row.customer_id or "",
-            row.secret_prefix,
-            row.name or "",
-            str(row.created),
-            str(row.revoked_at or ""),
-        )
-    console.print(table)
+        fields = (row.id, row.role, row.customer_id or "", row.secret_prefix, row.name or "", str(row.created),
+                  str(row.revoked_at or ""))  # fmt: skip
+        typer.echo("\t".join(fields))
 
 
 @app.command()
