@@ -65,11 +65,11 @@ def test_invoice_lifecycle_terms_and_ledger(any_api: Api) -> None:
 def test_notes_payments_reversal_and_customer_credit(any_api: Api) -> None:
     customer = any_api.customer()["id"]
     invoice = any_api.invoice(customer, finalize=True)  # 2 x 5000 + 10% tax = 11000
-    credit = any_api.post("/v1/credit_notes", {"invoice": invoice["id"], "reason": "late",
-                                               "lines": [{"description": "Discount", "unit_amount_minor": 1000}]})  # fmt: skip
+    discount = [{"description": "Discount", "unit_amount_minor": 1000}]
+    credit = any_api.post("/v1/credit_notes", {"invoice": invoice["id"], "reason": "late", "lines": discount})
     assert credit.status_code == 200 and credit.json()["terms_version"] == 2
-    debit = any_api.post("/v1/debit_notes", {"invoice": invoice["id"],
-                                             "lines": [{"description": "Shipping", "unit_amount_minor": 500}]}).json()  # fmt: skip
+    shipping = [{"description": "Shipping", "unit_amount_minor": 500}]
+    debit = any_api.post("/v1/debit_notes", {"invoice": invoice["id"], "lines": shipping}).json()
     assert debit["object"] == "debit_note" and debit["id"].startswith("dn_") and debit["terms_version"] == 3
     current = any_api.get(f"/v1/invoices/{invoice['id']}").json()
     assert current["amount_due_minor"] == 11000 - 1000 + 500 and current["terms"]["amount_due"] == "10500"
