@@ -23,6 +23,7 @@ from backend.services.common import (
     PermissionDenied,
     ServiceError,
 )
+from backend.services.journal import UnbalancedPosting
 from ledger import errors as ledger_errors
 
 log = logging.getLogger("tally.api")
@@ -90,6 +91,7 @@ _LEDGER_CONFLICTS: tuple[type[ledger_errors.LedgerError], ...] = (
 _LEDGER_INTERNAL: tuple[type[ledger_errors.LedgerError], ...] = (
     ledger_errors.LogCorrupted,
     ledger_errors.NodeMissing,
+    UnbalancedPosting,
 )
 
 _SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
@@ -147,25 +149,21 @@ def validation_error_body(error: RequestValidationError) -> tuple[str, str, str 
     return code, f"{param + ': ' if param else ''}{message}{more}", param
 
 
-async def _on_validation(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
+async def _on_validation(_: Request, error: RequestValidationError) -> JSONResponse:
     code, message, param = validation_error_body(error)
     return error_json(400, "invalid_request_error", code, message, param)
 
 
-async def _on_service(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ServiceError)
+async def _on_service(_: Request, error: ServiceError) -> JSONResponse:
     return error_json(service_status(error), error.type, error.code, error.message, error.param)
 
 
-async def _on_api(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ApiError)
+async def _on_api(_: Request, error: ApiError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return error_json(error.status, error.type, error.code, error.message, error.param, headers)
 
 
-async def _on_ledger(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ledger_errors.LedgerError)
+async def _on_ledger(_: Request, error: ledger_errors.LedgerError) -> JSONResponse:
     if isinstance(error, _LEDGER_INTERNAL):
         log.error("ledger invariant failed: %s", error)
         return error_json(500, "api_error", error.code, "a ledger invariant failed; see the server log")
@@ -176,8 +174,7 @@ async def _on_ledger(_: Request, error: Exception) -> JSONResponse:
 _HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
-async def _on_http(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, StarletteHTTPException)
+async def _on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(error.status_code, "http_error")
     type_ = "invalid_request_error" if error.status_code < 500 else "api_error"
     return error_json(
