@@ -1,4 +1,4 @@
-"""The reconciler books each payment exactly once: an anvil_reorg of depth 3 reverses a payment and it is booked again when mined again; redelivered logs change nothing; a worker killed mid-scan leaves no gap and no double; two workers never double-book."""
+"""The reconciler books each payment exactly once: an anvil_reorg of depth 3 reverses a payment and it is booked again when mined again; redelivered logs change nothing; a worker killed mid-scan leaves no gap and no double; two workers never double-book."""  # noqa: E501
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""On anvil and PostgreSQL, payments are booked exactly as the contract computed them: partial, early-payment discount, late fee, after a credit note, off-chain then on-chain; plain transfers matched, overpaid to credit, or parked."""
+"""On anvil and PostgreSQL, payments are booked exactly as the contract computed them: partial, early-payment discount, late fee, after a credit note, off-chain then on-chain; plain transfers matched, overpaid to credit, or parked."""  # noqa: E501
 
 from __future__ import annotations
 

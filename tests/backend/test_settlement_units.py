@@ -1,4 +1,4 @@
-"""Without a chain: the token registry and finalize (exact or refused), log parsing and the pairing of settlement transfers, the reconciler's bounds, the payer's key rules, and the settlement tables match their migration."""
+"""Without a chain: the token registry and finalize (exact or refused), log parsing and the pairing of settlement transfers, the reconciler's bounds, the payer's key rules, and the settlement tables match their migration."""  # noqa: E501
 
 from __future__ import annotations
 

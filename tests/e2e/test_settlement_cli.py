@@ -1,4 +1,4 @@
-"""`tally demo` tells the whole story and ends clean; `tally pay` pays from a keystore wallet using the API, saved instructions or a receipt, and names a refusal."""
+"""`tally demo` tells the whole story and ends clean; `tally pay` pays from a keystore wallet using the API, saved instructions or a receipt, and names a refusal."""  # noqa: E501
 
 from __future__ import annotations
 
