@@ -311,10 +311,11 @@ def _allocate_numbers(session: Session, series_counts: dict[str, int]) -> dict[s
     first: dict[str, int] = {}
     for series in sorted(series_counts):  # a fixed order: two bulk requests never deadlock
         count = series_counts[series]
-        statement = insert(InvoiceSeries).values(series=series, next_number=1 + count)
+        table = InvoiceSeries.__table__
+        statement = insert(table).values(series=series, next_number=1 + count)
         statement = statement.on_conflict_do_update(
-            index_elements=["series"], set_={"next_number": InvoiceSeries.next_number + count}
-        ).returning(InvoiceSeries.next_number)
+            index_elements=["series"], set_={"next_number": table.c.next_number + count}
+        ).returning(table.c.next_number)
         first[series] = int(session.execute(statement).scalar_one()) - count
     return first
 

@@ -138,7 +138,7 @@ def _split_frontier(blob: bytes) -> tuple[bytes, ...]:
     return tuple(blob[i : i + HASH_BYTES] for i in range(0, len(blob), HASH_BYTES))
 
 
-def _head_from_row(row: LedgerHead) -> Head:
+def _head_from_row(row: Any) -> Head:
     head = Head(row.ledger_id, row.size, bytes(row.root), _split_frontier(bytes(row.frontier)), row.updated)
     _check_head(head)
     return head
@@ -152,23 +152,29 @@ def _check_head(head: Head) -> None:
         raise LogCorrupted(f"head of {head.ledger_id}: root does not match its frontier")
 
 
+# The hot path uses Core statements on the tables (not ORM entities): an append is a handful of
+# statements executed while the head is locked, and ORM bookkeeping would lengthen the lock.
+_HEADS = LedgerHead.__table__
+_ENTRIES = LedgerEntry.__table__
+_NODES = MerkleNode.__table__
+
+
 def _insert_statement(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(LedgerHead)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_HEADS)
 
 
 def _lock_head(session: Session, ledger_id: str) -> Head:
     """Lock (PostgreSQL: FOR UPDATE) and return the head row, creating the empty head once."""
-    statement = select(LedgerHead).where(LedgerHead.ledger_id == ledger_id).with_for_update()
-    row = session.scalars(statement).one_or_none()
+    statement = select(_HEADS).where(_HEADS.c.ledger_id == ledger_id).with_for_update()
+    row = session.execute(statement).one_or_none()
     if row is None:
-        empty_root = merkle.EMPTY_ROOT
         session.execute(
             _insert_statement(session)
-            .values(ledger_id=ledger_id, size=0, root=empty_root, frontier=b"", updated=now_s())
+            .values(ledger_id=ledger_id, size=0, root=merkle.EMPTY_ROOT, frontier=b"", updated=now_s())
             .on_conflict_do_nothing(index_elements=["ledger_id"])
         )
-        row = session.scalars(statement.execution_options(populate_existing=True)).one()
+        row = session.execute(statement).one()
     return _head_from_row(row)
 
 
@@ -228,13 +234,12 @@ def append_entries(
         for level, index, hash_ in merkle.runs_to_nodes(runs)
     ]
     root = merkle.root_from_frontier(list(frontier))
-    session.execute(insert(LedgerEntry), entry_rows)
-    session.execute(insert(MerkleNode), node_rows)
+    session.execute(insert(_ENTRIES), entry_rows)
+    session.execute(insert(_NODES), node_rows)
     moved = session.execute(
-        update(LedgerHead)
-        .where(LedgerHead.ledger_id == ledger_id, LedgerHead.size == head.size)
+        update(_HEADS)
+        .where(_HEADS.c.ledger_id == ledger_id, _HEADS.c.size == head.size)
         .values(size=size, root=root, frontier=b"".join(frontier), updated=created)
-        .execution_options(synchronize_session=False)
     )
     if moved.rowcount != 1:  # the lock makes this impossible; check it anyway (STYLE.md)
         raise LogCorrupted(f"head of {ledger_id} moved during an append from size {head.size}")
