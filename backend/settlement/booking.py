@@ -62,6 +62,8 @@ class Context:
     _tokens: dict[str, TokenInfo | None] = field(default_factory=dict)
     _wallets: dict[str, list[str]] | None = None
     _existing: dict[tuple[bytes, int], ChainPayment] | None = None
+    _invoices: dict[bytes, Invoice] | None = None
+    _locked: set[str] = field(default_factory=set)
 
     def prefetch(self, session: Session, logs: list[PaymentLog]) -> None:
         """Lock and load the rows of these logs' transactions in one query (one per chunk instead
@@ -76,6 +78,40 @@ class Context:
             )  # fmt: skip
             found.update({(bytes(row.tx_hash), row.log_index): row for row in rows})
         self._existing = found
+        keys = sorted({log.invoice_key for log in logs if log.invoice_key is not None})
+        invoices: dict[bytes, Invoice] = {}
+        for start in range(0, len(keys), prefetch_hashes_max):
+            chunk = keys[start : start + prefetch_hashes_max]
+            rows = session.scalars(
+                select(Invoice).where(Invoice.invoice_key.in_(chunk)).order_by(Invoice.pk).with_for_update()
+                .execution_options(populate_existing=True)
+            )  # fmt: skip
+            invoices.update({bytes(row.invoice_key or b""): row for row in rows})
+        self._invoices = invoices
+        self._locked.update(row.id for row in invoices.values())
+
+    def invoice_of(self, session: Session, key: bytes) -> Invoice | None:
+        if self._invoices is not None and key in self._invoices:
+            return self._invoices[key]
+        row = session.scalars(
+            select(Invoice).where(Invoice.invoice_key == key).with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()  # fmt: skip
+        if row is not None:
+            self._locked.add(row.id)
+        return row
+
+    def lock_invoice(self, session: Session, invoice_id: str) -> None:
+        """Lock the invoice and load its current state, once per step: an invoice read earlier
+        without a lock must not be booked from stale attributes (the session's identity map
+        would keep them even under book_payment's FOR UPDATE)."""
+        if invoice_id in self._locked:
+            return
+        session.execute(
+            select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+            .execution_options(populate_existing=True)
+        )  # fmt: skip
+        self._locked.add(invoice_id)
 
     def existing(self, session: Session, log: PaymentLog) -> ChainPayment | None:
         if self._existing is not None:
@@ -167,6 +203,7 @@ def record(session: Session, ctx: Context, log: PaymentLog, header: Header) -> C
 def apply(session: Session, ctx: Context, row: ChainPayment) -> None:
     """Book `row` onto the invoice it belongs to, or park it in suspense saying why."""
     facts: dict[str, Any] = {}  # what was learnt before a refusal (a rolled-back savepoint forgets it)
+    locked = set(ctx._locked)  # row locks taken inside a rolled-back savepoint are released with it
     try:
         with session.begin_nested():  # a refusal half-way leaves nothing behind
             if row.source == "settlement":
@@ -174,10 +211,12 @@ def apply(session: Session, ctx: Context, row: ChainPayment) -> None:
             else:
                 _book_transfer(session, ctx, row, facts)
     except Parked as parked:
+        ctx._locked = locked
         _park(session, ctx, row, parked, facts)
     except (LogCorrupted, NodeMissing):
         raise  # an invariant broke: stop, never park
     except (LedgerError, ServiceError) as error:
+        ctx._locked = locked
         code = getattr(error, "code", type(error).__name__)
         _park(session, ctx, row, Parked("booking_refused", f"{code}: {error}"), facts)
 
@@ -192,7 +231,7 @@ def _book_settlement(session: Session, ctx: Context, row: ChainPayment, facts: d
     info = ctx.token(session, row.token)
     if info is None:
         raise Parked("token_not_registered", f"{row.token} is not a registered token on chain {row.chain_id}")
-    invoice = session.scalars(select(Invoice).where(Invoice.invoice_key == row.invoice_key)).one_or_none()
+    invoice = ctx.invoice_of(session, bytes(row.invoice_key or b""))
     if invoice is None:
         raise Parked("unknown_invoice_key", f"no invoice has key {to_hex(bytes(row.invoice_key or b''))}")
     _learn(row, facts, customer_id=invoice.customer_id, invoice_id=invoice.id, currency=info.currency)
@@ -305,6 +344,7 @@ def _suggestions(session: Session, ctx: Context, row: ChainPayment, customers: l
 
 
 def _book(session: Session, ctx: Context, row: ChainPayment, invoice_id: str, *, method: str) -> None:
+    ctx.lock_invoice(session, invoice_id)
     payment = payment_service.book_payment(
         session, ledger_id=ctx.ledger_id, invoice_id=invoice_id, amount_minor=int(row.amount_minor or 0),
         currency=str(row.currency), method=method, reference=reference_of(row),  # type: ignore[arg-type]
