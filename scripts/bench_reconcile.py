@@ -3,9 +3,10 @@
     python -m scripts.bench_reconcile [--quick]      (or: make bench SCENARIOS=reconcile)
 
 Setup (not timed): a fresh anvil (automine), the contracts, a database (PostgreSQL when one
-answers at TALLY_TEST_POSTGRES_URL or 127.0.0.1:5432, else a SQLite file), N invoices finalized in
-bulk and anchored, then N payments through `InvoiceSettlement.payBatch` (64 per transaction,
-signed up front and sent pipelined: about N/64 blocks).
+answers at TALLY_TEST_POSTGRES_URL or 127.0.0.1:5432, else a SQLite file;
+TALLY_BENCH_DATABASE=sqlite forces SQLite), N invoices finalized in bulk and anchored, then N
+payments through `InvoiceSettlement.payBatch` (64 per transaction, signed up front and sent
+pipelined: about N/64 blocks).
 
 Figures:
 - booking: a fresh reconciler at its defaults reads and books all N payments (each one a
@@ -68,6 +69,8 @@ def _database(directory: str) -> tuple[str, str, Any]:
     import uuid
 
     admin = os.environ.get("TALLY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    if os.environ.get("TALLY_BENCH_DATABASE") == "sqlite":
+        return f"sqlite:///{directory}/bench.sqlite", "SQLite", lambda: None
     try:
         engine = create_engine(admin, isolation_level="AUTOCOMMIT", pool_size=1)
         name = f"tally_bench_{uuid.uuid4().hex[:10]}"
