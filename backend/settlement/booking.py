@@ -373,7 +373,8 @@ def _park(
     for name, value in (facts or {}).items():
         setattr(row, name, value)
     row.status, row.reason, row.detail, row.updated_ms = "suspense", parked.reason, parked.detail[:1000], now_ms()
-    row.payment_id, row.applied_by = None, None
+    # A new row keeps what a rolled-back attempt set on it in Python: nothing of that was booked.
+    row.payment_id, row.applied_by, row.adjustment_minor, row.adjustment_note_id = None, None, 0, None
     _keep(session, row)
     if row.currency and row.amount_minor and row.suspense_posting_id is None:
         amount = int(row.amount_minor)
