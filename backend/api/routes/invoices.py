@@ -51,7 +51,10 @@ def create_invoice(body: InvoiceCreate, writer: WriterDep) -> Any:
     options = _options(writer.state)
 
     def work(session: Any) -> dict[str, Any]:
-        row = service.create_invoice(session, ledger_id=options["ledger_id"], **_create_arguments(body))
+        # A draft finalized at once is written once, by finalize (add=False).
+        row = service.create_invoice(
+            session, ledger_id=options["ledger_id"], add=not body.finalize, **_create_arguments(body)
+        )
         if body.finalize:
             service.finalize_invoices(session, invoices=[row], **options)
         return render.invoice(row)
@@ -67,7 +70,7 @@ def bulk_invoices(body: BulkInvoices, request: Request, writer: WriterDep) -> An
 
     def work(session: Any) -> dict[str, Any]:
         rows = [
-            service.create_invoice(session, ledger_id=options["ledger_id"], **_create_arguments(item))
+            service.create_invoice(session, ledger_id=options["ledger_id"], add=False, **_create_arguments(item))
             for item in body.invoices
         ]
         service.finalize_invoices(session, invoices=rows, **options)
