@@ -180,3 +180,16 @@ def test_ambiguous_transfer_parks_with_suggestions_then_manual_apply_and_unapply
     assert world.journal_balanced()
     balances = {(item["account"], item["currency"]): item for item in world.api("GET", "/v1/journal/balances")["data"]}
     assert balances.get(("suspense", "usd"), {}).get("balance_minor", 0) == 0
+
+
+def test_an_onchain_amount_that_is_not_whole_cents_is_parked_never_rounded(world: World) -> None:
+    payer = world.wallet()
+    invoice = world.invoice(world.customer([payer.address]), 10_000, terms={"partial_allowed": True})
+    world.anchor()
+    world.pay(invoice["id"], payer, 12 * USDC + 1)  # $12.000001
+    world.reconcile()
+    (row,) = world.chain_payments()
+    assert (row.status, row.reason, row.invoice_id, row.amount_minor) == ("suspense", "inexact_amount",
+                                                                          invoice["id"], None)  # fmt: skip
+    assert world.payments() == [] and world.get_invoice(invoice["id"])["paid_minor"] == 0
+    assert world.journal_balanced()
