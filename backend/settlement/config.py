@@ -22,8 +22,9 @@ class ReconcilerConfig:
     # Blocks per eth_getLogs range; the range halves while a node refuses or returns too many logs.
     block_range_max: int = 2_000
     # Logs one scan step processes in one database transaction (whole blocks: a block with more
-    # logs than this is still processed in one go).
-    logs_per_transaction_max: int = 500
+    # logs than this is still processed in one go). Each booking appends under the ledger head's
+    # lock, held to the commit: this bounds how long API writers wait (about 1 s at 128).
+    logs_per_transaction_max: int = 128
     # A node answering with more logs than this for one range gets a smaller range.
     logs_per_range_max: int = 10_000
     # Payee addresses per Transfer filter (topic lists are bounded by nodes).
