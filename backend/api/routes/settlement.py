@@ -94,8 +94,13 @@ def invoice_payment(invoice_id: InvoicePath, state: StateDep, principal: AnyKey)
 
 
 @router.get("/v1/settlement_tokens", response_model=Out, summary="List registered settlement tokens")
-def list_tokens(request: Request, state: StateDep, principal: AnyKey, chain_id: int | None = None,
-                include_disabled: bool = False) -> Any:  # fmt: skip
+def list_tokens(
+    request: Request,
+    state: StateDep,
+    principal: AnyKey,
+    chain_id: Annotated[int | None, Query(ge=1, le=2**53 - 1)] = None,
+    include_disabled: bool = False,
+) -> Any:
     """Which token on which chain stands for which currency (oldest first)."""
     with transaction(state.sessions) as session:
         rows = registry.list_tokens(session, chain_id=chain_id, include_disabled=include_disabled)
