@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     anchor_entries_max: int = Field(default=100, ge=1, le=100_000)
     anchor_interval_s: float = Field(default=5.0, gt=0, le=86_400)
     rpc_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # The anchorer's transaction policy (backend/anchoring/config.py holds the bounds it enforces).
+    anchor_poll_s: float = Field(default=0.25, gt=0, le=60)
+    anchor_replace_after_s: float = Field(default=60.0, gt=0, le=3600)
+    anchor_max_fee_gwei: int = Field(default=200, ge=1, le=1_000_000)
+    anchor_priority_fee_max_gwei: int = Field(default=3, ge=1, le=1_000_000)
+    anchor_updates_max: int = Field(default=256, ge=1, le=256)
+    anchor_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("database_url")
     @classmethod

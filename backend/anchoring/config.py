@@ -1,17 +1,16 @@
 """Every bound of the anchorer in one place (STYLE.md: put a limit on everything).
 
-The policy knobs that operators set (entries per anchor, interval, confirmations, RPC timeout)
-come from `backend.settings.Settings`. The rest have safe defaults here; `from_settings` also
-picks them up from Settings when a field of the same name exists there (`anchor_max_fee_gwei`,
-`anchor_replace_after_s`, ...), so moving one into the environment is a one-line change in
-settings.py. Tests pass tight values directly (`AnchorerConfig(poll_s=0.02, ...)`).
+The knobs operators set come from `backend.settings.Settings` (environment variables
+`TALLY_ANCHOR_*`, `TALLY_CONFIRMATIONS`); the rest have safe defaults here. Tests pass tight
+values directly (`AnchorerConfig(poll_s=0.02, ...)`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from backend.settings import Settings
 
 GWEI = 10**9
 # LedgerAnchor.TERMS_UPDATES_MAX: more updates in one call revert.
@@ -64,24 +63,17 @@ class AnchorerConfig:
             raise ValueError("0 < backoff_min_s <= backoff_max_s")
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> AnchorerConfig:
+    def from_settings(cls, settings: Settings, **overrides: Any) -> AnchorerConfig:
         values: dict[str, Any] = {
             "entries_max": settings.anchor_entries_max,
             "interval_s": settings.anchor_interval_s,
             "confirmations": settings.confirmations,
+            "poll_s": settings.anchor_poll_s,
+            "replace_after_s": settings.anchor_replace_after_s,
+            "max_fee_per_gas_max": settings.anchor_max_fee_gwei * GWEI,
+            "priority_fee_max": settings.anchor_priority_fee_max_gwei * GWEI,
+            "updates_max": settings.anchor_updates_max,
+            "backoff_max_s": settings.anchor_backoff_max_s,
         }
-        optional = {
-            "anchor_poll_s": ("poll_s", 1),
-            "anchor_replace_after_s": ("replace_after_s", 1),
-            "anchor_max_fee_gwei": ("max_fee_per_gas_max", GWEI),
-            "anchor_priority_fee_max_gwei": ("priority_fee_max", GWEI),
-            "anchor_updates_max": ("updates_max", 1),
-            "anchor_backoff_max_s": ("backoff_max_s", 1),
-        }
-        for setting, (field, unit) in optional.items():
-            value = getattr(settings, setting, None)
-            if value is not None:
-                values[field] = int(value * unit) if unit != 1 else value
         values.update(overrides)
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{name: value for name, value in values.items() if name in names})
+        return cls(**values)
