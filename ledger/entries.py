@@ -17,7 +17,6 @@ from enum import IntEnum
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.crypto import keccak
 
@@ -111,7 +110,9 @@ def invoice_key(ledger_id: bytes, invoice_id: str, salt: bytes) -> bytes:
     require_bytes32(salt, "salt", error=InvalidEntry)
     if not isinstance(invoice_id, str) or not invoice_id:
         raise InvalidEntry("invoice_id must be a non-empty string", param="invoice_id")
-    return keccak(abi_encode(["bytes32", "string", "bytes32"], [ledger_id, invoice_id, salt]))
+    # abi.encode(bytes32, string, bytes32): head words ledgerId, offset of the string (3 words), salt;
+    # then the string's length and its bytes padded to whole words.
+    return keccak(ledger_id + _word(3 * 32) + salt + _string_tail(invoice_id))
 
 
 def customer_key(ledger_id: bytes, customer_id: str) -> bytes:
@@ -119,7 +120,44 @@ def customer_key(ledger_id: bytes, customer_id: str) -> bytes:
     require_bytes32(ledger_id, "ledger_id", error=InvalidEntry)
     if not isinstance(customer_id, str) or not customer_id:
         raise InvalidEntry("customer_id must be a non-empty string", param="customer_id")
-    return keccak(abi_encode(["bytes32", "string"], [ledger_id, customer_id]))
+    # abi.encode(bytes32, string): ledgerId, offset of the string (2 words), then the string's tail.
+    return keccak(ledger_id + _word(2 * 32) + _string_tail(customer_id))
+
+
+def _word(value: int) -> bytes:
+    """One ABI word: an unsigned integer (already range-checked), big-endian, 32 bytes."""
+    return value.to_bytes(32, "big")
+
+
+def _address_word(address: str) -> bytes:
+    """One ABI word for a validated lowercase 0x address: 20 bytes right-aligned."""
+    return bytes(12) + bytes.fromhex(address[2:])
+
+
+def _string_tail(text: str) -> bytes:
+    """The tail of an ABI-encoded string: its byte length, then the UTF-8 bytes zero-padded."""
+    data = text.encode()
+    return _word(len(data)) + data + bytes(-len(data) % 32)
+
+
+def _terms_words(terms: Terms) -> bytes:
+    """The Terms tuple as 12 static ABI words, in Solidity field order (formats.md)."""
+    return b"".join(
+        (
+            _address_word(terms.payee),
+            _address_word(terms.token),
+            _word(terms.amount_due),
+            _word(terms.due_date),
+            _word(terms.discount_bps),
+            _word(terms.discount_deadline),
+            _word(terms.late_fee_bps),
+            _word(terms.late_fee_period),
+            _word(terms.late_fee_periods_max),
+            _word(int(terms.partial_allowed)),
+            _address_word(terms.payer),
+            _word(terms.version),
+        )
+    )
 
 
 def new_salt() -> bytes:
@@ -144,10 +182,9 @@ def leaf_input(kind: EntryKind, sequence: int, subject: bytes, document_hash: by
             f"{kind.document_kind} {'needs' if carries_terms(kind) else 'takes no'} terms",
             param="terms",
         )
-    values: list[Any] = [LEAF_VERSION, int(kind), sequence, subject, document_hash]
-    if terms is not None:
-        values.append(terms.abi_tuple())
-    return abi_encode(list(_abi_types(terms is not None)), values)
+    # Every field is static, so the encoding is the words themselves (tests hold it to eth_abi's).
+    head = _word(LEAF_VERSION) + _word(int(kind)) + _word(sequence) + subject + document_hash
+    return head if terms is None else head + _terms_words(terms)
 
 
 @dataclass(frozen=True)
@@ -208,13 +245,18 @@ def _cross_field_checks(kind: EntryKind, document: dict[str, Any]) -> None:
 
 def validate_document(document: object) -> EntryKind:
     """Validate a document against its kind's TypedDict; return the kind."""
+    return _validated(document)[0]
+
+
+def _validated(document: object) -> tuple[EntryKind, bytes]:
+    """Validate a document; return its kind and canonical JSON (which enforces the size, depth and
+    integer-range limits of the canonical form)."""
     if not isinstance(document, dict):
         raise InvalidDocument("a document is a JSON object")
     kind = EntryKind.from_document_kind(document.get("kind"))
     validate_value(document, DOCUMENT_TYPES[kind], "$")
     _cross_field_checks(kind, document)
-    canonical_json(document)  # size, depth and integer-range limits of the canonical form
-    return kind
+    return kind, canonical_json(document)
 
 
 def build_document(kind: EntryKind, *, ledger_id: bytes, created: int, **fields: Any) -> dict[str, Any]:
@@ -277,8 +319,7 @@ class Entry:
         require_uint(self.sequence, "sequence", SEQUENCE_MAX)
         # Own a copy: a caller mutating its dict later must not desync the derived fields.
         object.__setattr__(self, "document", copy.deepcopy(self.document))
-        kind = validate_document(self.document)
-        canonical = canonical_json(self.document)
+        kind, canonical = _validated(self.document)
         derived = {
             "kind": kind,
             "canonical_document": canonical,
