@@ -48,10 +48,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
 
 def _include_routers(app: FastAPI) -> None:
-    try:
-        from backend.api import include_routers
-    except ImportError:  # the API package is optional until it exists
-        return
+    from backend.api import include_routers
+
     include_routers(app)
 
 

@@ -106,21 +106,16 @@ def run() -> None:
 
 
 def _first_admin_key(api: object) -> str | None:
-    try:
-        from backend.services.keys import ensure_admin_key
-    except ImportError:
-        return None
+    from backend.services.keys import ensure_admin_key
+
     return ensure_admin_key(api.state.tally.sessions)  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
 def _workers(api: object) -> Iterator[None]:
-    """Start the background workers (anchorer, reconciler) that exist, and stop them on exit."""
-    try:
-        from backend.workers import start_workers
-    except ImportError:
-        yield
-        return
+    """Start the background workers (anchorer, reconciler), and stop them on exit."""
+    from backend.workers import start_workers
+
     stop = start_workers(api.state.tally)  # type: ignore[attr-defined]
     try:
         yield
@@ -165,28 +160,19 @@ def migrate() -> None:
     console.print(f"database at {settings.effective_database_url} is up to date")
 
 
-def _register_optional(module: str, name: str) -> None:
-    """Sub-commands that live in their own modules (keys, workers, verify, audit, ...)."""
-    try:
-        sub = __import__(module, fromlist=["app"]).app
-    except ImportError:
-        return
-    app.add_typer(sub, name=name)
-
-
-def _register_optional_commands(module: str) -> None:
-    """Top-level commands (and groups) that live in their own module's typer `app`."""
-    try:
-        sub = __import__(module, fromlist=["app"]).app
-    except ImportError:
-        return
+def _add_commands(sub: typer.Typer) -> None:
+    """Top-level commands (and groups) that live in another module's typer `app`."""
     app.registered_commands.extend(sub.registered_commands)
     app.registered_groups.extend(sub.registered_groups)
 
 
-_register_optional("backend.cli_keys", "keys")
-_register_optional_commands("backend.cli_ops")
-_register_optional_commands("backend.cli_settlement")
+# The sub-command modules import their heavy dependencies inside the commands, so `tally verify`
+# and `tally --help` stay quick and need no database.
+from backend import cli_keys, cli_ops, cli_settlement  # noqa: E402 (they import `app` helpers above)
+
+app.add_typer(cli_keys.app, name="keys")
+_add_commands(cli_ops.app)
+_add_commands(cli_settlement.app)
 
 
 def main() -> None:
