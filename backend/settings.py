@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     anchor_priority_fee_max_gwei: int = Field(default=3, ge=1, le=1_000_000)
     anchor_updates_max: int = Field(default=256, ge=1, le=256)
     anchor_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+    # The reconciler (backend/settlement/config.py holds its other bounds).
+    reconcile_poll_s: float = Field(default=0.25, gt=0, le=60)
+    reconcile_block_range_max: int = Field(default=2_000, ge=1, le=100_000)
+    reconcile_start_block: int | None = Field(default=None, ge=0)
+    reconcile_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("database_url")
     @classmethod

@@ -1,16 +1,17 @@
 """Every bound of the reconciler in one place (STYLE.md: put a limit on everything).
 
 `confirmations` comes from `backend.settings.Settings` (shared with the anchorer, and meaning the
-same: blocks counting the one that holds the log, so 1 = as soon as it is mined); the rest have
-defaults here, picked up from Settings when a field of the same name exists there
-(`reconcile_poll_s`, ...). Tests pass tight values directly.
+same: blocks counting the one that holds the log, so 1 = as soon as it is mined), and so do the
+operator's knobs (`TALLY_RECONCILE_*`); the other bounds have their defaults here. Tests pass tight
+values directly.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from backend.settings import Settings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,12 +61,13 @@ class ReconcilerConfig:
             raise ValueError("0 < backoff_min_s <= backoff_max_s")
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> ReconcilerConfig:
-        values: dict[str, Any] = {"confirmations": settings.confirmations}
-        for field in dataclasses.fields(cls):
-            value = getattr(settings, f"reconcile_{field.name}", None)
-            if value is not None:
-                values[field.name] = value
+    def from_settings(cls, settings: Settings, **overrides: Any) -> ReconcilerConfig:
+        values: dict[str, Any] = {
+            "confirmations": settings.confirmations,
+            "poll_s": settings.reconcile_poll_s,
+            "block_range_max": settings.reconcile_block_range_max,
+            "start_block": settings.reconcile_start_block,
+            "backoff_max_s": settings.reconcile_backoff_max_s,
+        }
         values.update(overrides)
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{name: value for name, value in values.items() if name in names})
+        return cls(**values)
