@@ -89,6 +89,26 @@ class Context:
             invoices.update({bytes(row.invoice_key or b""): row for row in rows})
         self._invoices = invoices
         self._locked.update(row.id for row in invoices.values())
+        self._lock_transfer_candidates(session, logs)
+
+    def _lock_transfer_candidates(self, session: Session, logs: list[PaymentLog]) -> None:
+        """Lock every open invoice a plain transfer in this chunk could be matched to, now.
+
+        The API locks an invoice, then the ledger head. Booking takes the head, so an invoice locked
+        only once a transfer is matched (after an earlier log of the chunk was booked) would be
+        locked in the opposite order and could deadlock with an API request on that invoice. Locking
+        the candidates (open invoices of the payers' customers) before any booking keeps one order.
+        """
+        payers = {log.payer for log in logs if log.source == "transfer"}
+        customers = sorted({customer for payer in payers for customer in self.customers_of_wallet(session, payer)})
+        # Ids only: `lock_invoice` still loads the current state when one is booked (the row lock is
+        # then already ours, so it does not wait).
+        for start in range(0, len(customers), prefetch_hashes_max):
+            session.execute(
+                select(Invoice.id).where(Invoice.customer_id.in_(customers[start : start + prefetch_hashes_max]),
+                                         Invoice.status.in_(OPEN_STATUSES))
+                .order_by(Invoice.pk).with_for_update()
+            )  # fmt: skip
 
     def invoice_of(self, session: Session, key: bytes) -> Invoice | None:
         if self._invoices is not None and key in self._invoices:

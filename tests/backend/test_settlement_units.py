@@ -142,3 +142,26 @@ def test_eip681_uri_of_a_token_transfer() -> None:
     uri = eip681_transfer(TOKEN, 31337, PAYEE, 1_500_000)
     token, payee = Web3.to_checksum_address(TOKEN), Web3.to_checksum_address(PAYEE)
     assert uri == f"ethereum:{token}@31337/transfer?address={payee}&uint256=1500000"
+
+
+def test_a_chunk_with_a_transfer_locks_the_candidate_invoices_before_any_booking(api: Api) -> None:
+    """Lock order: invoices before the ledger head, as the API takes them (no deadlock with it)."""
+    from psycopg.errors import LockNotAvailable
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+
+    from backend.models import Invoice
+    from backend.settlement import booking
+
+    customer = api.customer(wallet_addresses=[PAYER])["id"]
+    invoice = api.invoice(customer, finalize=True)["id"]
+    other = api.invoice(api.customer()["id"], finalize=True)["id"]  # another customer's: not a candidate
+    sessions = api.app.state.tally.sessions
+    with transaction(sessions) as session:
+        booking.Context(ledger_id="test-ledger", chain_id=LOCAL_CHAIN_ID).prefetch(session, [_log("transfer", 1, 0, 5)])
+        with transaction(sessions) as rival:
+            with pytest.raises(OperationalError) as locked:
+                rival.execute(select(Invoice.id).where(Invoice.id == invoice).with_for_update(nowait=True))
+            assert isinstance(locked.value.orig, LockNotAvailable)
+        with transaction(sessions) as rival:
+            rival.execute(select(Invoice.id).where(Invoice.id == other).with_for_update(nowait=True))
