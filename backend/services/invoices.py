@@ -327,16 +327,16 @@ def _allocate_numbers(session: Session, series_counts: dict[str, int]) -> dict[s
     return first
 
 
-def _write_invoices(session: Session, invoices: Sequence[Invoice]) -> None:
-    """New rows (never added to the session) in one Core INSERT; stored drafts by the ORM."""
+def _insert_fresh_invoices(session: Session, invoices: Sequence[Invoice]) -> None:
+    """New rows (never added to the session) in one Core INSERT; stored drafts are left to the ORM."""
     fresh = [row for row in invoices if inspect(row).transient]
     if fresh:
         table = Invoice.__table__
         columns = [column for column in table.columns if column.key != "pk"]
         attributes = {column.key: Invoice.__mapper__.get_property_by_column(column).key for column in columns}
-        session.execute(insert_(table), [{key: getattr(row, attributes[key]) for key in attributes} for row in fresh])
-    if len(fresh) < len(invoices):
-        session.flush()
+        session.execute(
+            insert_(table).inline(), [{key: getattr(row, attributes[key]) for key in attributes} for row in fresh]
+        )
 
 
 def finalize_invoices(
@@ -382,54 +382,50 @@ def _issue(session: Session, *, ledger_id: str, issues: Sequence[_Issue], create
             )
         )
     prepared = ledger_service.prepare_entries(documents)  # validate and hash before any lock
+    for issue in issues:  # everything that needs neither a number nor a sequence, before the locks
+        row = issue.row
+        store_state(row, issue.state, created)
+        row.finalized_at, row.due_date = created, issue.due_date
+        row.salt, row.invoice_key = issue.salt, invoice_key(key, row.id, issue.salt)
     counts: dict[str, int] = defaultdict(int)
     for row in invoices:
         counts[row.series] += 1
     next_number = _allocate_numbers(session, counts)
-    for issue in issues:
-        row = issue.row
+    for row in invoices:
         number = next_number[row.series]
         next_number[row.series] += 1
         row.number_in_series, row.number = number, f"{row.series}-{number:06d}"
-        store_state(row, issue.state, created)
-        row.finalized_at, row.due_date = created, issue.due_date
-        row.salt, row.invoice_key = issue.salt, invoice_key(key, row.id, issue.salt)
-    # Append before flushing the invoices: their issued_sequence is then known when they are
-    # written, one INSERT (or UPDATE) per batch instead of a second UPDATE per invoice.
-    appended = ledger_service.append_entries(session, ledger_id=ledger_id, entries=prepared)
-    for issue, entry in zip(issues, appended, strict=True):
-        issue.row.issued_sequence = entry.sequence
-    _write_invoices(session, invoices)
-    lines = []
-    for issue, entry in zip(issues, appended, strict=True):
-        row = issue.row
-        lines.append(
-            (
-                row,
-                entry.sequence,
-                [
-                    Line(Account.RECEIVABLE, row.total_minor),
-                    Line(Account.REVENUE, -row.subtotal_minor),
-                    Line(Account.TAX_PAYABLE, -row.tax_minor),
-                ],
-            )
-        )
-    journal.post_many(
-        session,
-        ledger_id=ledger_id,
-        created=created,
-        postings=[
-            journal.Posting(
-                currency=row.currency,
-                lines=posting,
-                entry_sequence=sequence,
-                customer_id=row.customer_id,
-                invoice_id=row.id,
-            )
-            for row, sequence, posting in lines
-        ],
-    )
+
+    def write_rows(appended: list[ledger_service.AppendedEntry]) -> None:
+        # Inside the append's round trip: each invoice is inserted once, already carrying its
+        # issued_sequence, then its journal posting (both Core statements, no results to read).
+        for row, entry in zip(invoices, appended, strict=True):
+            row.issued_sequence = entry.sequence
+        _insert_fresh_invoices(session, invoices)
+        journal.post_many(session, ledger_id=ledger_id, created=created, postings=_issue_postings(invoices))
+
+    ledger_service.append_entries(session, ledger_id=ledger_id, entries=prepared, with_writes=write_rows)
+    if any(not inspect(row).transient for row in invoices):
+        session.flush()  # stored drafts (finalize of an existing draft): the ORM updates them
     return list(invoices)
+
+
+def _issue_postings(invoices: Sequence[Invoice]) -> list[journal.Posting]:
+    """Receivable / revenue / tax for each issued invoice (tied to its `invoice_issued` entry)."""
+    return [
+        journal.Posting(
+            currency=row.currency,
+            lines=[
+                Line(Account.RECEIVABLE, row.total_minor),
+                Line(Account.REVENUE, -row.subtotal_minor),
+                Line(Account.TAX_PAYABLE, -row.tax_minor),
+            ],
+            entry_sequence=row.issued_sequence,
+            customer_id=row.customer_id,
+            invoice_id=row.id,
+        )
+        for row in invoices
+    ]
 
 
 # --- Void and write-off ------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def post_many(session: Session, *, ledger_id: str, created: int, postings: Seque
             for line in lines
         )
     if rows:
-        session.execute(insert(JournalLine.__table__), rows)  # Core: no ORM bookkeeping
+        session.execute(insert(JournalLine.__table__).inline(), rows)  # Core, no RETURNING of the keys
     return ids
 
 

@@ -13,7 +13,8 @@ The rules (documents, leaf inputs, the Merkle log) are `ledger/`'s; this module 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +158,10 @@ def _check_head(head: Head) -> None:
 _HEADS = LedgerHead.__table__
 _ENTRIES = LedgerEntry.__table__
 _NODES = MerkleNode.__table__
+_MOVE_HEAD_SQL = (
+    "UPDATE ledger_heads SET size = %(size)s, root = %(root)s, frontier = %(frontier)s, updated = %(updated)s "
+    "WHERE ledger_id = %(ledger_id)s AND size = %(size_before)s"
+)
 
 
 def _insert_statement(session: Session) -> Any:
@@ -187,13 +192,23 @@ def read_head(session: Session, ledger_id: str) -> Head:
 
 
 def append_entries(
-    session: Session, *, ledger_id: str, entries: Sequence[NewEntry] | PreparedEntries
+    session: Session,
+    *,
+    ledger_id: str,
+    entries: Sequence[NewEntry] | PreparedEntries,
+    with_writes: Callable[[list[AppendedEntry]], None] | None = None,
 ) -> list[AppendedEntry]:
     """Append `entries` in order to the ledger, inside the caller's transaction.
 
     Validates every document (unless given `prepare_entries`' result), then locks the head, gives
     each entry the next sequence number, stores the entry rows and the Merkle nodes each append
     completes, and moves the head. Nothing is committed here: the caller's commit releases the lock.
+
+    `with_writes(appended)` lets the caller add its own writes that need the new sequence numbers
+    (invoice rows, journal lines) to the same round trip: on PostgreSQL the entry, node, caller and
+    head statements go out as one psycopg pipeline, so the head lock waits for one round trip
+    instead of one per statement. It must only execute statements that return nothing (no ORM
+    flush, no RETURNING): their results are not read until the pipeline ends.
     """
     batch = entries if isinstance(entries, PreparedEntries) else prepare_entries(entries)
     entries, prepared = batch.entries, batch.checked
@@ -234,16 +249,44 @@ def append_entries(
         for level, index, hash_ in merkle.runs_to_nodes(runs)
     ]
     root = merkle.root_from_frontier(list(frontier))
-    session.execute(insert(_ENTRIES), entry_rows)
-    session.execute(insert(_NODES), node_rows)
-    moved = session.execute(
-        update(_HEADS)
-        .where(_HEADS.c.ledger_id == ledger_id, _HEADS.c.size == head.size)
-        .values(size=size, root=root, frontier=b"".join(frontier), updated=created)
-    )
+    move = {"ledger_id": ledger_id, "size_before": head.size, "size": size, "root": root,
+            "frontier": b"".join(frontier), "updated": created}  # fmt: skip
+    with _pipeline(session) as pipelined:
+        session.execute(insert(_ENTRIES).inline(), entry_rows)
+        session.execute(insert(_NODES).inline(), node_rows)
+        if with_writes is not None:
+            with_writes(appended)
+        moved = _move_head(session, pipelined, move)
     if moved.rowcount != 1:  # the lock makes this impossible; check it anyway (STYLE.md)
         raise LogCorrupted(f"head of {ledger_id} moved during an append from size {head.size}")
     return appended
+
+
+def _move_head(session: Session, pipelined: Any, values: dict[str, Any]) -> Any:
+    """The head UPDATE (guarded by the size it had when locked); the returned object's
+    `rowcount` is valid once any pipeline has synced."""
+    if pipelined is None:
+        return session.execute(
+            update(_HEADS)
+            .where(_HEADS.c.ledger_id == values["ledger_id"], _HEADS.c.size == values["size_before"])
+            .values(size=values["size"], root=values["root"], frontier=values["frontier"], updated=values["updated"])
+        )
+    cursor = pipelined.cursor()  # the driver's cursor: SQLAlchemy reads a row count before the sync
+    cursor.execute(_MOVE_HEAD_SQL, values)
+    return cursor
+
+
+@contextmanager
+def _pipeline(session: Session) -> Iterator[Any]:
+    """PostgreSQL: a psycopg pipeline on the session's connection (statements are sent without
+    waiting for each reply; leaving the block syncs and raises the first error), yielding the
+    driver connection. Other databases: nothing to batch, yields None."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield None
+        return
+    driver = session.connection().connection.driver_connection
+    with driver.pipeline():
+        yield driver
 
 
 def append_entry(session: Session, *, ledger_id: str, entry: NewEntry) -> AppendedEntry:
