@@ -7,7 +7,7 @@ receipts and payments (another customer's objects answer 404, as if they did not
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,7 +19,9 @@ from backend.db import transaction
 from backend.services.keys import Principal, Role, authenticate
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in the thread
+# pool, a hand-off per dependency per request that costs more than the dependency itself.
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.tally
     return state
 
@@ -48,10 +50,10 @@ def current_principal(
     return principal
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     allowed = frozenset(roles)
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
             raise ApiError(403, "permission_error", "permission_denied", f"a {principal.role} key may not do this")
         return principal
