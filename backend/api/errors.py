@@ -149,8 +149,13 @@ def validation_error_body(error: RequestValidationError) -> tuple[str, str, str 
     return code, f"{param + ': ' if param else ''}{message}{more}", param
 
 
-async def _on_validation(_: Request, error: RequestValidationError) -> JSONResponse:
+async def _on_validation(request: Request, error: RequestValidationError) -> JSONResponse:
     code, message, param = validation_error_body(error)
+    content_type = request.headers.get("content-type", "")
+    if code == "body_invalid" and content_type and "json" not in content_type:
+        # FastAPI reads a body it cannot take as JSON as no object at all; say why (`curl -d` sends
+        # application/x-www-form-urlencoded).
+        message = f"the request body must be JSON (Content-Type: application/json), not {content_type.split(';')[0]}"
     return error_json(400, "invalid_request_error", code, message, param)
 
 

@@ -158,6 +158,11 @@ def test_oversize_and_malformed_bodies(any_api: Api, world: dict[str, Any]) -> N
     reply = any_api.client.post("/v1/customers", content=b'{"name": "X", "currency": ',
                                 headers={**auth(any_api.admin), "Content-Type": "application/json"})  # fmt: skip
     assert_refused(any_api, reply, 400, "body_invalid_json")
+    # What `curl -d` sends: a form content type. Refused, saying the body must be JSON.
+    form = {**auth(any_api.admin), "Content-Type": "application/x-www-form-urlencoded"}
+    reply = any_api.client.post("/v1/customers", content=b'{"name": "X", "currency": "usd"}', headers=form)
+    assert_refused(any_api, reply, 400, "body_invalid")
+    assert "must be JSON" in reply.json()["error"]["message"]
     many = {"invoices": [invoice_with_line(world)] * 1001}
     assert_refused(any_api, any_api.post("/v1/invoices/bulk", many), 400)
     assert snapshot(any_api) == before
