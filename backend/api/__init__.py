@@ -1,4 +1,4 @@
-"""The HTTP API under /v1 (Stripe's conventions; see docs/api.md)."""
+"""The HTTP API under /v1 (Stripe's conventions; see README, "The HTTP API")."""
 
 from __future__ import annotations
 
