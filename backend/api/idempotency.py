@@ -10,6 +10,11 @@ The stored response is written in the same transaction as the business change, s
 change always has its response. A request that fails writes nothing and releases its claim, so a
 retry with the same key runs again. A claim older than `idempotency_in_flight_s_max` (a crashed
 worker) may be taken over.
+
+The writing key is checked live again inside the write: in the claim's INSERT (which inserts
+nothing for a revoked key), or first thing in the work transaction without an Idempotency-Key.
+So the dependency may take the key from the process's short-lived cache (backend.api.deps.KeyCache)
+and a key revoked elsewhere still writes nothing, nor reads a stored response.
 """
 
 from __future__ import annotations
@@ -21,15 +26,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
-from sqlalchemy import delete, select, update
+from sqlalchemy import LargeBinary, delete, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from backend.api.deps import AdminKey, StateDep, WriterKey
+from backend.api.deps import AdminKey, StateDep, WriterKey, key_invalid
 from backend.api.errors import ApiError
 from backend.app import AppState
 from backend.db import transaction
-from backend.models import IdempotencyRecord
+from backend.models import ApiKey, IdempotencyRecord
 from backend.services.common import idempotency_in_flight_s_max, idempotency_key_chars_max, now_s
 from backend.services.keys import Principal
 
@@ -44,6 +49,9 @@ IdempotencyKeyHeader = Annotated[
         "different body is refused.",
     ),
 ]
+
+
+_RECORDS = IdempotencyRecord.__table__
 
 
 def dumps(body: Any) -> bytes:
@@ -77,6 +85,8 @@ class Writer:
         """Run `work(session)` in one transaction and return its JSON body, idempotently."""
         if self.key is None:
             with transaction(self.state.sessions) as session:
+                if session.scalar(select(self._key_live())) is not True:
+                    raise key_invalid()
                 body = dumps(work(session))
             return Response(body, status_code=status, media_type="application/json")
         stored = self._claim()
@@ -86,10 +96,9 @@ class Writer:
             with transaction(self.state.sessions) as session:
                 body = dumps(work(session))
                 session.execute(
-                    update(IdempotencyRecord)
-                    .where(IdempotencyRecord.api_key_id == self.principal.key_id, IdempotencyRecord.key == self.key)
+                    update(_RECORDS)  # Core on the table: runs under the ledger lock, no ORM bookkeeping
+                    .where(_RECORDS.c.api_key_id == self.principal.key_id, _RECORDS.c.key == self.key)
                     .values(status="done", response_code=status, response_body=body)
-                    .execution_options(synchronize_session=False)
                 )
         except BaseException:
             self._release()
@@ -103,21 +112,26 @@ class Writer:
         with transaction(self.state.sessions) as session:
             dialect = session.get_bind().dialect.name
             insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(IdempotencyRecord.__table__)
+            values = select(
+                literal(self.principal.key_id),
+                literal(self.key),
+                literal(self.request_hash, LargeBinary),
+                literal("in_flight"),
+                literal(now),
+                literal(now),
+            ).where(self._key_live())  # a revoked key claims nothing
             inserted = session.execute(
-                insert.values(
-                    api_key_id=self.principal.key_id,
-                    key=self.key,
-                    request_hash=self.request_hash,
-                    status="in_flight",
-                    created=now,
-                    locked_at=now,
-                )
+                insert.from_select(["api_key_id", "key", "request_hash", "status", "created", "locked_at"], values)
                 .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
                 .returning(IdempotencyRecord.__table__.c.key)
             )
             if inserted.first() is not None:  # RETURNING, not rowcount: drivers differ on the latter
                 return None
-            row = session.execute(select(IdempotencyRecord).where(*where).with_for_update()).scalar_one()
+            if session.scalar(select(self._key_live())) is not True:
+                raise key_invalid()
+            row = session.execute(select(IdempotencyRecord).where(*where).with_for_update()).scalar_one_or_none()
+            if row is None:  # the first request failed and released the key just now
+                raise _in_flight()
             if bytes(row.request_hash) != self.request_hash:
                 raise ApiError(
                     400,
@@ -134,15 +148,13 @@ class Writer:
                     headers={"Idempotent-Replayed": "true"},
                 )
             if now - row.locked_at <= idempotency_in_flight_s_max:
-                raise ApiError(
-                    409,
-                    "idempotency_error",
-                    "idempotency_request_in_flight",
-                    "a request with this Idempotency-Key is still being processed",
-                    "Idempotency-Key",
-                )
+                raise _in_flight()
             row.locked_at = now  # the first attempt died: this retry takes the claim over
             return None
+
+    def _key_live(self) -> Any:
+        """EXISTS: the writing key is not revoked (checked in the write's own transaction)."""
+        return exists().where(ApiKey.id == self.principal.key_id, ApiKey.revoked_at.is_(None))
 
     def _release(self) -> None:
         with transaction(self.state.sessions) as session:
@@ -153,6 +165,16 @@ class Writer:
                     IdempotencyRecord.status == "in_flight",
                 )
             )
+
+
+def _in_flight() -> ApiError:
+    return ApiError(
+        409,
+        "idempotency_error",
+        "idempotency_request_in_flight",
+        "a request with this Idempotency-Key is still being processed",
+        "Idempotency-Key",
+    )
 
 
 async def writer(request: Request, state: StateDep, principal: WriterKey, key: IdempotencyKeyHeader = None) -> Writer:

@@ -25,6 +25,10 @@ idempotency_key_chars_max = 255
 # A request that has been in flight this long is presumed dead (a crashed worker): its key may be
 # taken over by a retry.
 idempotency_in_flight_s_max = 60
+# How long a process trusts a writer key it has verified (writes re-check it in their own
+# transaction; see backend.api.deps.KeyCache), and how many such keys it keeps.
+writer_key_cache_s_max = 5
+writer_key_cache_entries_max = 1_024
 
 _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ID_RANDOM_CHARS = 24  # 24 base62 chars: ~143 bits

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 from sqlalchemy import select
 
 from backend.api import render
-from backend.api.deps import AdminKey, StateDep
+from backend.api.deps import AdminKey, StateDep, key_cache
 from backend.api.errors import ERROR_RESPONSES
 from backend.api.idempotency import AdminWriterDep
 from backend.api.pages import DEFAULT_LIMIT, Limit, StartingAfter, page
@@ -60,6 +60,10 @@ def get_key(key_id: KeyPath, state: StateDep, principal: AdminKey) -> Any:
 
 
 @router.post("/{key_id}/revoke", response_model=ApiKeyOut, summary="Revoke an API key")
-def revoke_key(key_id: KeyPath, writer: AdminWriterDep) -> Any:
+def revoke_key(key_id: KeyPath, request: Request, writer: AdminWriterDep) -> Any:
     """Effective immediately for every later request. Revoking twice is not an error."""
-    return writer.run(lambda session: render.api_key(service.revoke_key(session, key_id=key_id)))
+    response = writer.run(lambda session: render.api_key(service.revoke_key(session, key_id=key_id)))
+    # Writes re-check their key in their own transaction anyway; emptying this process's cache
+    # also spares a revoked key the rejected work.
+    key_cache(request.app).clear()
+    return response
