@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, inspect, select
-from sqlalchemy import insert as insert_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -334,9 +333,8 @@ def _insert_fresh_invoices(session: Session, invoices: Sequence[Invoice]) -> Non
         table = Invoice.__table__
         columns = [column for column in table.columns if column.key != "pk"]
         attributes = {column.key: Invoice.__mapper__.get_property_by_column(column).key for column in columns}
-        session.execute(
-            insert_(table).inline(), [{key: getattr(row, attributes[key]) for key in attributes} for row in fresh]
-        )
+        rows = [{key: getattr(row, attributes[key]) for key in attributes} for row in fresh]
+        ledger_service.insert_rows(session, table, rows)
 
 
 def finalize_invoices(

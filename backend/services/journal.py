@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.models import JournalLine
+from backend.services import ledger as ledger_service
 from backend.services.common import new_id
 from ledger.errors import LedgerError
 
@@ -102,7 +103,7 @@ def post_many(session: Session, *, ledger_id: str, created: int, postings: Seque
             for line in lines
         )
     if rows:
-        session.execute(insert(JournalLine.__table__).inline(), rows)  # Core, no RETURNING of the keys
+        ledger_service.insert_rows(session, JournalLine.__table__, rows)  # Core or the append's pipeline
     return ids
 
 
