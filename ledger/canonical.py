@@ -1,13 +1,21 @@
-"""RFC 8785 canonical JSON of entry documents and their SHA-256 `document_hash` (formats.md).
+r"""RFC 8785 canonical JSON of entry documents and their SHA-256 `document_hash` (formats.md).
 
-Before handing a document to the `rfc8785` library we walk it once to refuse what a ledger
-document must never hold: floats (amounts are integer minor units), integers outside the exact
-IEEE-754 range, non-string keys, and types JSON does not have. Depth and size are bounded.
+We walk a document once to refuse what a ledger document must never hold: floats (amounts are
+integer minor units), integers outside the exact IEEE-754 range, non-string keys, and types JSON
+does not have. Depth and size are bounded.
+
+What passes that walk is canonicalized by the standard library's C encoder: for such values RFC
+8785 is exactly sorted keys, no whitespace, UTF-8, integers in decimal, and the escapes of
+ECMAScript's JSON.stringify (which `json.dumps` shares: \b \t \n \f \r, \" and \\, other control
+characters as lowercase \u00xx). The one difference is key order: RFC 8785 sorts by UTF-16 code
+units, Python by code points, and the two agree unless a key holds a character above U+FFFF; such a
+document goes through the `rfc8785` library instead. A property test holds both paths to it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 
 import rfc8785
@@ -16,11 +24,13 @@ from ledger import limits
 from ledger.errors import FloatNotAllowed, InvalidDocument
 
 
-def _check_value(value: object, depth: int, path: str) -> None:
+def _check_value(value: object, depth: int, path: str) -> bool:
+    """Refuse what no document may hold; return whether every key sorts the same by code point
+    as by UTF-16 code unit (no key has a character above U+FFFF)."""
     if depth > limits.document_depth_max:
         raise InvalidDocument(f"document nests deeper than {limits.document_depth_max}", param=path)
     if value is None or isinstance(value, bool | str):
-        return
+        return True
     if isinstance(value, float):
         raise FloatNotAllowed(
             f"{path}: floats are not allowed in documents; use integer minor units or a decimal string",
@@ -32,26 +42,34 @@ def _check_value(value: object, depth: int, path: str) -> None:
                 f"{path}: integer {value} exceeds 2**53-1; encode it as a decimal string",
                 param=path,
             )
-        return
+        return True
     if isinstance(value, Mapping):
+        bmp_keys = True
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidDocument(f"{path}: object keys must be strings", param=path)
-            _check_value(item, depth + 1, f"{path}.{key}")
-        return
+            if key and max(key) > "\uffff":
+                bmp_keys = False
+            bmp_keys = _check_value(item, depth + 1, f"{path}.{key}") and bmp_keys
+        return bmp_keys
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        bmp_keys = True
         for position, item in enumerate(value):
-            _check_value(item, depth + 1, f"{path}[{position}]")
-        return
+            bmp_keys = _check_value(item, depth + 1, f"{path}[{position}]") and bmp_keys
+        return bmp_keys
     raise InvalidDocument(f"{path}: {type(value).__name__} is not a JSON type", param=path)
 
 
 def canonical_json(obj: object) -> bytes:
     """RFC 8785 (JCS) canonical UTF-8 bytes of `obj`; refuses floats with `FloatNotAllowed`."""
-    _check_value(obj, 0, "$")
+    bmp_keys = _check_value(obj, 0, "$")
     try:
-        encoded = rfc8785.dumps(obj)  # type: ignore[arg-type]  # checked to be JSON just above
+        if bmp_keys:
+            encoded = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+        else:
+            encoded = rfc8785.dumps(obj)  # type: ignore[arg-type]  # checked to be JSON just above
     except (rfc8785.CanonicalizationError, UnicodeEncodeError) as error:
+        # A lone surrogate in a string has no UTF-8 form on either path.
         raise InvalidDocument(f"cannot canonicalize: {error}") from error
     if len(encoded) > limits.document_bytes_max:
         raise InvalidDocument(f"canonical document is {len(encoded)} bytes, more than {limits.document_bytes_max}")
