@@ -8,7 +8,6 @@ has its own bounded back-off, and a retried `eth_sendRawTransaction` must stay o
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,7 +29,7 @@ from web3.exceptions import (
 )
 
 from backend.anchoring.config import AnchorerConfig
-from backend.chain.client import load_artifact
+from backend.chain.client import decode_revert, load_artifact
 
 T = TypeVar("T")
 HEAD_ANCHORED_TOPIC = keccak(text="HeadAnchored(uint64,bytes32,uint64)")
@@ -78,39 +77,6 @@ def rpc(call: Callable[[], T]) -> T:
         return call()
     except _UNAVAILABLE as error:
         raise ChainUnavailable(f"{type(error).__name__}: {str(error)[:200]}") from error
-
-
-@functools.cache
-def _error_table() -> dict[bytes, tuple[str, list[str]]]:
-    table: dict[bytes, tuple[str, list[str]]] = {}
-    for name in ("LedgerAnchor", "MerkleLog"):
-        try:
-            abi = load_artifact(name)["abi"]
-        except FileNotFoundError:
-            continue
-        for item in abi:
-            if item.get("type") == "error":
-                types = [str(component["type"]) for component in item["inputs"]]
-                selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
-                table[selector] = (item["name"], types)
-    return table
-
-
-def decode_revert(data: object) -> str:
-    """`Name(arg, ...)` of a LedgerAnchor custom error from revert data, else a short text."""
-    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
-        return str(data)[:200]
-    raw = bytes.fromhex(data[2:])
-    entry = _error_table().get(raw[:4])
-    if entry is None:
-        return f"unknown error 0x{raw[:4].hex()}"
-    name, types = entry
-    try:
-        values = abi_decode(types, raw[4:])
-    except Exception:  # noqa: BLE001 (a malformed payload still has a name)
-        return name
-    shown = ", ".join(f"0x{value.hex()}" if isinstance(value, bytes) else str(value) for value in values)
-    return f"{name}({shown})"
 
 
 @dataclass(frozen=True)
@@ -293,7 +259,8 @@ class AnchorChain:
             try:
                 estimate = rpc(lambda: call.estimate_gas({"from": self.account.address}))
             except ContractCustomError as error:
-                raise AnchorRefused(decode_revert(error.data).split("(")[0], decode_revert(error.data)) from error
+                revert = decode_revert(error.data)
+                raise AnchorRefused(revert.name, str(revert)) from error
             except ContractLogicError as error:
                 raise AnchorRefused("reverted", str(error)[:200]) from error
             gas_limit = min(estimate * 5 // 4 + 10_000, self.config.gas_limit_max)

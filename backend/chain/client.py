@@ -1,12 +1,16 @@
-"""web3 connections and the record of deployed contracts per chain id."""
+"""web3 connections, compiled artifacts, the record of deployed contracts per chain id, reverts decoded."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 
@@ -53,3 +57,69 @@ class Deployments:
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         os.replace(temporary, self.path)  # atomic: a crash never leaves half a file
+
+
+@dataclass(frozen=True)
+class Revert:
+    """A decoded revert: a custom error of any of Tally's contracts, Error(string) or Panic(uint256)."""
+
+    name: str
+    args: tuple[Any, ...]
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"0x{value.hex()}" if isinstance(value, bytes) else str(value) for value in self.args)
+        return f"{self.name}({shown})" if self.args else self.name
+
+
+_ERROR_STRING = keccak(text="Error(string)")[:4]
+_PANIC_UINT = keccak(text="Panic(uint256)")[:4]
+REVERT_TEXT_CHARS_MAX = 300
+
+
+@functools.cache
+def custom_errors() -> dict[bytes, tuple[str, list[str]]]:
+    """Selector -> (error name, argument types) over every compiled artifact's ABI."""
+    table: dict[bytes, tuple[str, list[str]]] = {}
+    for path in sorted(ARTIFACTS_DIR.glob("*.json")):
+        for item in json.loads(path.read_text())["abi"]:
+            if item.get("type") == "error":
+                types = [_abi_type(component) for component in item["inputs"]]
+                table[keccak(text=f"{item['name']}({','.join(types)})")[:4]] = (item["name"], types)
+    return table
+
+
+def _abi_type(component: dict[str, Any]) -> str:
+    if component["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(part) for part in component["components"])
+        return f"({inner}){component['type'][5:]}"
+    return str(component["type"])
+
+
+def decode_revert(data: object) -> Revert:
+    """Name and arguments of revert data (0x-hex or bytes); anything else comes back as its text."""
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            raw = bytes.fromhex(data[2:])
+        except ValueError:
+            return Revert(data[:REVERT_TEXT_CHARS_MAX], ())
+    elif isinstance(data, bytes):
+        raw = data
+    else:
+        return Revert(str(data)[:REVERT_TEXT_CHARS_MAX] if data else "<empty revert>", ())
+    if len(raw) < 4:
+        return Revert("<empty revert>", ())
+    selector, body = raw[:4], raw[4:]
+    if selector == _ERROR_STRING:
+        name, types = "Error", ["string"]
+    elif selector == _PANIC_UINT:
+        name, types = "Panic", ["uint256"]
+    elif selector in custom_errors():
+        name, types = custom_errors()[selector]
+    else:
+        return Revert(f"<unknown 0x{selector.hex()}>", (body,))
+    try:
+        values = abi_decode(types, body)
+    except Exception:  # noqa: BLE001 (a malformed payload still has a name)
+        return Revert(name, ())
+    shown = (Web3.to_checksum_address(v) if t == "address" else v for t, v in zip(types, values, strict=True))
+    return Revert(name, tuple(shown))

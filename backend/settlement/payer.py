@@ -8,20 +8,17 @@ never sent; the refusal is named (`InvoiceSettlementTermsSuperseded(...)`, ...).
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from backend.chain.client import contract_at, load_artifact
+from backend.chain.client import contract_at, decode_revert
 from backend.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID
 
 RECEIPT_TIMEOUT_S_MAX = 120.0
@@ -67,33 +64,6 @@ def load_account(
     return account
 
 
-@functools.cache
-def _error_table() -> dict[bytes, tuple[str, list[str]]]:
-    table: dict[bytes, tuple[str, list[str]]] = {}
-    for name in ("InvoiceSettlement", "TestStablecoin", "LedgerAnchor"):
-        for item in load_artifact(name)["abi"]:
-            if item.get("type") == "error":
-                types = [str(component["type"]) for component in item["inputs"]]
-                table[keccak(text=f"{item['name']}({','.join(types)})")[:4]] = (item["name"], types)
-    return table
-
-
-def decode_error(data: object) -> str:
-    """`Name(arg, ...)` of a custom error from revert data, else the text given."""
-    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
-        return str(data)[:300]
-    raw = bytes.fromhex(data[2:])
-    entry = _error_table().get(raw[:4])
-    if entry is None:
-        return f"unknown error 0x{raw[:4].hex()}"
-    name, types = entry
-    try:
-        values = abi_decode(types, raw[4:])
-    except Exception:  # noqa: BLE001 (a malformed payload still has a name)
-        return name
-    return f"{name}({', '.join('0x' + v.hex() if isinstance(v, bytes) else str(v) for v in values)})"
-
-
 class Payer:
     """One wallet paying through one InvoiceSettlement."""
 
@@ -129,7 +99,7 @@ class Payer:
         try:
             transaction = call.build_transaction(params)  # estimates gas: refusals surface here
         except (ContractCustomError, ContractLogicError) as error:
-            raise PaymentRefused(decode_error(getattr(error, "data", None) or str(error))) from error
+            raise PaymentRefused(str(decode_revert(getattr(error, "data", None) or str(error)))) from error
         signed = self.account.sign_transaction(transaction)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S_MAX,

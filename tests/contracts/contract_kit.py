@@ -20,12 +20,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 
+from backend.chain.client import Revert, decode_revert
 from ledger.entries import EntryKind, leaf_input
 from ledger.merkle import MerkleLog, leaf_hash
 from ledger.terms import Terms
@@ -143,50 +143,6 @@ def deploy(w3: Web3, name: str, *args: Any, sender: str) -> Contract:
 def send(w3: Web3, call: Any, sender: str, value: int = 0) -> Any:
     """Send a contract call as a transaction and return its receipt (status 1 enforced)."""
     return wait(w3, call.transact({"from": sender, "value": value}))
-
-
-@cache
-def error_table() -> dict[bytes, tuple[str, list[str]]]:
-    """Selector -> (error name, argument types) over every artifact's ABI."""
-    table: dict[bytes, tuple[str, list[str]]] = {}
-    for path in sorted(ARTIFACT_ROOT.glob("*.json")):
-        for item in json.loads(path.read_text(encoding="utf-8"))["abi"]:
-            if item["type"] != "error":
-                continue
-            types = [_abi_type(component) for component in item["inputs"]]
-            signature = f"{item['name']}({','.join(types)})"
-            table[keccak(text=signature)[:4]] = (item["name"], types)
-    return table
-
-
-def _abi_type(component: dict[str, Any]) -> str:
-    if component["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in component["components"])
-        return f"({inner}){component['type'][5:]}"
-    return str(component["type"])
-
-
-@dataclass(frozen=True)
-class Revert:
-    name: str
-    args: tuple[Any, ...]
-
-
-def decode_revert(data: str | bytes | None) -> Revert:
-    """Name and arguments of a custom error, Error(string) or Panic(uint256)."""
-    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
-    if not raw or len(raw) < 4:
-        return Revert("<empty revert>", ())
-    selector, body = raw[:4], raw[4:]
-    if selector == keccak(text="Error(string)")[:4]:
-        return Revert("Error", tuple(abi_decode(["string"], body)))
-    if selector == keccak(text="Panic(uint256)")[:4]:
-        return Revert("Panic", tuple(abi_decode(["uint256"], body)))
-    if selector not in error_table():
-        return Revert(f"<unknown 0x{selector.hex()}>", (body,))
-    name, types = error_table()[selector]
-    values = abi_decode(types, body)
-    return Revert(name, tuple(checksum(v) if t == "address" else v for t, v in zip(types, values, strict=True)))
 
 
 def revert_of(call: Any, tx: dict[str, Any]) -> Revert:
