@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import socket
-import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -25,6 +21,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 
+from backend.chain.anvil import running_anvil as backend_anvil
 from backend.chain.client import Revert, decode_revert
 from ledger.entries import EntryKind, leaf_input
 from ledger.merkle import MerkleLog, leaf_hash
@@ -34,59 +31,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT_ROOT = REPO_ROOT / "contracts" / "artifacts"
 ZERO_ADDRESS = "0x" + "00" * 20
 CANCELLED = 2**32 - 1
-ANVIL_START_TIMEOUT_S_MAX = 20.0
 RECEIPT_TIMEOUT_S_MAX = 30.0
 
 
 # --- anvil --------------------------------------------------------------------------------------
 
 
-def anvil_binary() -> Path:
-    for candidate in [
-        *sorted((REPO_ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil")),
-        REPO_ROOT / "node_modules" / ".bin" / "anvil",
-    ]:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise RuntimeError("anvil is missing from node_modules: run `make bootstrap`")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_anvil() -> Iterator[str]:
-    """An anvil on a free loopback port for the duration; stopped by its own PID."""
-    port = _free_port()
-    process = subprocess.Popen(  # our own binary, fixed arguments
-        [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--silent", "--gas-limit", "30000000"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 5}))
-        deadline = time.monotonic() + ANVIL_START_TIMEOUT_S_MAX
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"anvil exited with status {process.returncode}")
-            with contextlib.suppress(Exception):
-                if w3.eth.chain_id == 31337:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"anvil did not answer on {url}")
-            time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    """An anvil on a free loopback port for the duration (backend.chain.anvil), stopped by its PID.
+    Blocks hold 30M gas so the batch and 1M-leaf benchmarks fit in one transaction."""
+    with backend_anvil(extra_args=("--gas-limit", "30000000")) as anvil:
+        yield anvil.url
 
 
 def fast_web3(url: str) -> Web3:
