@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.models import LedgerEntry, LedgerHead, MerkleNode
-from backend.services.common import new_id, now_s
+from backend.services.common import NotFound, is_id, new_id, now_s
 from ledger import merkle
 from ledger.entries import DOCUMENT_FORMAT, Entry, EntryKind
 from ledger.entries import leaf_input as leaf_input_of
@@ -378,3 +378,19 @@ def iter_entries(
 
 def hex_or_none(data: bytes | None) -> str | None:
     return None if data is None else to_hex(bytes(data))
+
+
+def find_entry(session: Session, *, ledger_id: str, entry: str, partner_of: str | None = None) -> LedgerEntry:
+    """An entry by sequence number or `ent_` id; NotFound for anything else, or for another
+    customer's entry when `partner_of` is set (a partner learns nothing of others' entries)."""
+    statement = select(LedgerEntry).where(LedgerEntry.ledger_id == ledger_id)
+    if entry.isascii() and entry.isdigit() and len(entry) <= 19:
+        statement = statement.where(LedgerEntry.sequence == int(entry))
+    elif is_id(entry, "ent"):
+        statement = statement.where(LedgerEntry.id == entry)
+    else:
+        raise NotFound(f"no ledger entry {entry}", param="entry")
+    row = session.scalars(statement).one_or_none()
+    if row is None or (partner_of is not None and row.customer_id != partner_of):
+        raise NotFound(f"no ledger entry {entry}", param="entry")
+    return row

@@ -24,7 +24,8 @@ from backend.api.pages import DEFAULT_LIMIT, Limit, StartingAfter
 from backend.app import AppState
 from backend.db import transaction
 from backend.models import AnchorTransaction, LedgerEntry
-from backend.services.common import NotFound, is_id
+from backend.services import ledger as ledger_service
+from backend.services.common import NotFound
 from ledger.hexutil import to_hex
 
 router = APIRouter(tags=["anchors"], responses=ERROR_RESPONSES)
@@ -53,20 +54,6 @@ def receipt_response(state: AppState, row: LedgerEntry) -> JSONResponse:
     return JSONResponse(receipt)
 
 
-def _find_entry(session: Any, ledger_id: str, entry: str, partner_of: str | None) -> LedgerEntry:
-    statement = select(LedgerEntry).where(LedgerEntry.ledger_id == ledger_id)
-    if entry.isascii() and entry.isdigit() and len(entry) <= 19:
-        statement = statement.where(LedgerEntry.sequence == int(entry))
-    elif is_id(entry, "ent"):
-        statement = statement.where(LedgerEntry.id == entry)
-    else:
-        raise NotFound(f"no ledger entry {entry}", param="entry")
-    row = session.scalars(statement).one_or_none()
-    if row is None or (partner_of is not None and row.customer_id != partner_of):
-        raise NotFound(f"no ledger entry {entry}", param="entry")
-    return row
-
-
 @router.get("/v1/ledger/entries/{entry}/receipt", summary="Receipt of a ledger entry", responses=RECEIPT_RESPONSES)
 def entry_receipt(
     entry: Annotated[str, Path(max_length=40, description="An entry id (ent_...) or its sequence number.")],
@@ -76,7 +63,9 @@ def entry_receipt(
     """The receipt of any entry against the latest confirmed anchored head that covers it.
     Partner keys see only their own customer's entries (others answer 404)."""
     with transaction(state.sessions) as session:
-        row = _find_entry(session, state.settings.ledger_id, entry, partner_scope(principal))
+        row = ledger_service.find_entry(
+            session, ledger_id=state.settings.ledger_id, entry=entry, partner_of=partner_scope(principal)
+        )
     return receipt_response(state, row)
 
 

@@ -28,7 +28,7 @@ from backend.db import transaction
 from backend.models import LedgerEntry
 from backend.services import journal
 from backend.services import ledger as service
-from backend.services.common import NotFound, export_batch_rows_max, is_id
+from backend.services.common import export_batch_rows_max
 from ledger.hexutil import to_hex
 
 router = APIRouter(tags=["ledger"], responses=ERROR_RESPONSES)
@@ -39,20 +39,6 @@ EntryPath = Annotated[
     str,
     Path(max_length=40, description="An entry id (ent_...) or its sequence number (leaf index)."),
 ]
-
-
-def _find_entry(session: Any, ledger_id: str, entry: str) -> LedgerEntry:
-    statement = select(LedgerEntry).where(LedgerEntry.ledger_id == ledger_id)
-    if entry.isascii() and entry.isdigit() and len(entry) <= 19:
-        statement = statement.where(LedgerEntry.sequence == int(entry))
-    elif is_id(entry, "ent"):
-        statement = statement.where(LedgerEntry.id == entry)
-    else:
-        raise NotFound(f"no ledger entry {entry}", param="entry")
-    row = session.scalars(statement).one_or_none()
-    if row is None:
-        raise NotFound(f"no ledger entry {entry}", param="entry")
-    return row
 
 
 @router.get("/v1/ledger/entries", response_model=EntryList, summary="List ledger entries")
@@ -124,7 +110,7 @@ def export_entries(
 @router.get("/v1/ledger/entries/{entry}", response_model=EntryOut, summary="Retrieve a ledger entry")
 def get_entry(entry: EntryPath, state: StateDep, principal: StaffKey) -> Any:
     with transaction(state.sessions) as session:
-        return render.entry(_find_entry(session, state.settings.ledger_id, entry))
+        return render.entry(service.find_entry(session, ledger_id=state.settings.ledger_id, entry=entry))
 
 
 @router.get(
@@ -141,7 +127,7 @@ def entry_proof(
     """RFC 9162 inclusion proof of the entry's leaf in the tree of `tree_size` leaves."""
     ledger_id = state.settings.ledger_id
     with transaction(state.sessions) as session:
-        row = _find_entry(session, ledger_id, entry)
+        row = service.find_entry(session, ledger_id=ledger_id, entry=entry)
         size = service.read_head(session, ledger_id).size if tree_size is None else tree_size
         proof = service.inclusion_proof(session, ledger_id, row.sequence, size)
         root = service.root_at(session, ledger_id, size)
