@@ -206,7 +206,9 @@ def _settled(invoice: Invoice) -> Invoice:
         return invoice
     if invoice.balance_minor == 0:
         status = _S.PAID
-    elif invoice.status is _S.UNCOLLECTIBLE:
+    elif invoice.status is _S.UNCOLLECTIBLE or invoice.written_off_minor > 0:
+        # Written off once, uncollectible whenever something is owed again (a recovery reversed):
+        # its terms stay cancelled on-chain, so it must not reopen.
         status = _S.UNCOLLECTIBLE
     else:
         status = _S.PARTIALLY_PAID if invoice.payments_minor > 0 else _S.OPEN
@@ -227,9 +229,15 @@ def _next_terms(invoice: Invoice) -> Terms:
 
 
 def _terms_live(invoice: Invoice) -> bool:
-    """Whether the invoice still has settlement terms on-chain (uncollectible ones are
-    cancelled: the anchorer sets their version to CANCELLED_VERSION)."""
-    return invoice.terms is not None and invoice.status is not _S.UNCOLLECTIBLE
+    """Whether the invoice still has settlement terms on-chain. A write-off cancels them for good
+    (the anchorer sets the version to CANCELLED_VERSION, and versions never go down), even once
+    the invoice is paid after all: a later terms version would be refused by LedgerAnchor."""
+    return invoice.terms is not None and invoice.status is not _S.UNCOLLECTIBLE and invoice.written_off_minor == 0
+
+
+def _require_not_written_off(invoice: Invoice, operation: str) -> None:
+    if invoice.written_off_minor > 0:
+        raise IllegalTransition(f"cannot {operation.replace('_', ' ')} a written-off invoice: its terms are cancelled")
 
 
 def new_draft(invoice_id: str, currency: str, lines: list[LineItem] | None = None) -> Invoice:
@@ -274,6 +282,7 @@ def mark_uncollectible(invoice: Invoice) -> Invoice:
 def apply_credit_note(invoice: Invoice, amount_minor: int, *, allow_customer_credit: bool) -> Applied:
     """Credit up to the balance; any excess becomes customer credit if allowed, else refused."""
     _require(invoice, "credit_note")
+    _require_not_written_off(invoice, "credit_note")
     amount = _positive(amount_minor)
     applied = min(amount, invoice.balance_minor)
     excess = amount - applied
@@ -289,6 +298,7 @@ def apply_credit_note(invoice: Invoice, amount_minor: int, *, allow_customer_cre
 def apply_debit_note(invoice: Invoice, amount_minor: int) -> Applied:
     """Raise what is due by `amount_minor`."""
     _require(invoice, "debit_note")
+    _require_not_written_off(invoice, "debit_note")
     amount = _positive(amount_minor)
     debited = _settled(dataclasses.replace(invoice, debits_minor=invoice.debits_minor + amount))
     terms = _next_terms(debited)

@@ -130,6 +130,19 @@ def test_void_and_uncollectible() -> None:
     assert late.invoice.status is S.PAID and late.terms is None
 
 
+def test_a_written_off_invoice_never_reopens_or_gets_new_terms() -> None:
+    """Write off, recover in full, then reverse the recovery or add a note: the terms were cancelled
+    on-chain, and LedgerAnchor refuses a version below the cancelled one."""
+    recovered = apply_payment(mark_uncollectible(issued()), 11_000, onchain=False).invoice
+    assert recovered.status is S.PAID
+    reversed_ = reverse_payment(recovered, 11_000, onchain=False)
+    assert (reversed_.invoice.status, reversed_.terms) == (S.UNCOLLECTIBLE, None)
+    assert reversed_.invoice.balance_minor == 11_000
+    for note in (lambda i: apply_debit_note(i, 1), lambda i: apply_credit_note(i, 1, allow_customer_credit=True)):
+        with pytest.raises(IllegalTransition, match="written-off"):
+            note(recovered)
+
+
 def test_credit_notes() -> None:
     invoice = issued()
     with pytest.raises(CreditExceedsBalance):
@@ -204,6 +217,10 @@ def test_no_sequence_breaks_the_balance_identity(operations: list[tuple[str, int
                 continue
         except (IllegalTransition, CreditExceedsBalance, ReversalExceedsPayments):
             continue
+        if invoice.written_off_minor:
+            # A write-off cancels the terms on-chain for good: no later version, no reopening.
+            assert outcome.terms is None
+            assert outcome.invoice.status in (S.UNCOLLECTIBLE, S.PAID)
         invoice = outcome.invoice
         if outcome.terms is not None:
             assert outcome.terms.version == version + 1
