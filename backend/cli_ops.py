@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -269,9 +270,8 @@ def _print_report(report: Any) -> None:
 # --- tally worker anchor ------------------------------------------------------------------------
 
 
-@worker_app.command("anchor")
-def worker_anchor() -> None:
-    """Run the anchorer until Ctrl-C (one per deployment is active; others stand by)."""
+def _run_worker(name: str, build: Callable[..., Any]) -> None:
+    """Build one worker from the settings and run it in the foreground until Ctrl-C or SIGTERM."""
     import logging
     import signal
     import threading
@@ -279,45 +279,33 @@ def worker_anchor() -> None:
     from backend.chain.client import Deployments
     from backend.db import create_engine, session_factory
     from backend.settings import get_settings
-    from backend.workers.anchorer import build_anchorer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     settings = get_settings()
     engine = create_engine(settings.effective_database_url)
-    anchorer = build_anchorer(settings, engine, session_factory(engine), Deployments(settings.deployments_file))
+    worker = build(settings, engine, session_factory(engine), Deployments(settings.deployments_file))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    console.print(f"anchorer for ledger {settings.ledger_id} on {settings.effective_rpc_url}; Ctrl-C stops it")
+    console.print(f"{name} for ledger {settings.ledger_id} on {settings.effective_rpc_url}; Ctrl-C stops it")
     try:
-        anchorer.run(stop)
+        worker.run(stop)
     except KeyboardInterrupt:
         stop.set()
     finally:
         engine.dispose()
+
+
+@worker_app.command("anchor")
+def worker_anchor() -> None:
+    """Run the anchorer until Ctrl-C (one per deployment is active; others stand by)."""
+    from backend.workers.anchorer import build_anchorer
+
+    _run_worker("anchorer", build_anchorer)
 
 
 @worker_app.command("reconcile")
 def worker_reconcile() -> None:
     """Run the reconciler until Ctrl-C: books on-chain payments (one active per chain; others stand by)."""
-    import logging
-    import signal
-    import threading
-
-    from backend.chain.client import Deployments
-    from backend.db import create_engine, session_factory
-    from backend.settings import get_settings
     from backend.workers.reconciler import build_reconciler
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    settings = get_settings()
-    engine = create_engine(settings.effective_database_url)
-    reconciler = build_reconciler(settings, engine, session_factory(engine), Deployments(settings.deployments_file))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    console.print(f"reconciler for ledger {settings.ledger_id} on {settings.effective_rpc_url}; Ctrl-C stops it")
-    try:
-        reconciler.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-    finally:
-        engine.dispose()
+    _run_worker("reconciler", build_reconciler)
