@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +23,8 @@ class AppState:
     sessions: sessionmaker[Session]
     w3: Web3
     deployments: Deployments
+    # Group commits of this process by name (backend.api.idempotency.Writer.run_grouped).
+    groups: dict[str, Any] = field(default_factory=dict)
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

@@ -62,9 +62,7 @@ def deploy_contracts(settings: Settings, rpc_url: str, *, redeploy: bool = False
         raise fail(f"chain at {rpc_url} does not answer: {type(error).__name__}") from error
     try:
         account = anchorer_account(settings, chain_id)
-        return deploy_or_reuse(
-            w3, account, Deployments(settings.deployments_file), redeploy=redeploy
-        )
+        return deploy_or_reuse(w3, account, Deployments(settings.deployments_file), redeploy=redeploy)
     except (DeploymentError, SignerRefused) as error:
         raise fail(str(error)) from error
 

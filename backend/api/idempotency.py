@@ -19,14 +19,15 @@ and a key revoked elsewhere still writes nothing, nor reads a stored response.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
-from sqlalchemy import LargeBinary, delete, exists, literal, select, update
+from sqlalchemy import LargeBinary, bindparam, delete, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,7 @@ from backend.app import AppState
 from backend.db import transaction
 from backend.models import ApiKey, IdempotencyRecord
 from backend.services.common import idempotency_in_flight_s_max, idempotency_key_chars_max, now_s
+from backend.services.group_commit import ALONE, GroupCommit, Job
 from backend.services.keys import Principal
 
 IdempotencyKeyHeader = Annotated[
@@ -105,6 +107,25 @@ class Writer:
             raise
         return Response(body, status_code=status, media_type="application/json")
 
+    def run_grouped(
+        self,
+        group: str,
+        work_each: Callable[[Session, list[Any]], list[Any]],
+        payload: Any,
+        work: Callable[[Session], Any],
+    ) -> Response:
+        """`run(work)`, but written together with this process's concurrent requests of the same
+        `group`: `work_each(session, payloads)` does the work of all of them in one transaction
+        and returns, per payload, its response body or its refusal (an exception). A request the
+        group cannot take (a replay, a conflict, a group that failed) runs `run(work)` alone."""
+        committer = self.state.groups.get(group)
+        if committer is None:
+            committer = self.state.groups.setdefault(
+                group, GroupCommit(functools.partial(_write_group, self.state, work_each))
+            )
+        outcome = committer.submit((self, payload))
+        return self.run(work) if outcome is ALONE else cast(Response, outcome)
+
     def _claim(self) -> Response | None:
         """None when this request may run; a replayed response when it already ran."""
         now = now_s()
@@ -165,6 +186,85 @@ class Writer:
                     IdempotencyRecord.status == "in_flight",
                 )
             )
+
+
+def _write_group(
+    state: AppState, work_each: Callable[[Session, list[Any]], list[Any]], jobs: Sequence[Job[tuple[Writer, Any]]]
+) -> None:
+    """One transaction for a group of writes (`Writer.run_grouped`): the writing keys checked
+    live, the Idempotency-Keys claimed (a key already claimed, or twice in the group, sends its
+    request to run alone: replay, 409 and 400 stay the one-request path's), the work, the
+    refused requests' claims released and the others' responses stored; one commit."""
+    runnable: list[Job[tuple[Writer, Any]]] = []
+    with transaction(state.sessions) as session:
+        key_ids = sorted({job.payload[0].principal.key_id for job in jobs})
+        live = set(session.scalars(select(ApiKey.id).where(ApiKey.id.in_(key_ids), ApiKey.revoked_at.is_(None))))
+        claims: dict[tuple[str, str], Job[tuple[Writer, Any]]] = {}
+        for job in jobs:
+            writer = job.payload[0]
+            if writer.principal.key_id not in live:
+                job.fail(key_invalid())
+            elif writer.key is None:
+                runnable.append(job)
+            elif (writer.principal.key_id, writer.key) in claims:
+                job.alone()
+            else:
+                claims[(writer.principal.key_id, writer.key)] = job
+        if claims:
+            claimed = _claim_all(session, [(key, claims[key].payload[0].request_hash) for key in sorted(claims)])
+            for key, job in claims.items():
+                if key in claimed:
+                    runnable.append(job)
+                else:
+                    job.alone()
+        if not runnable:
+            return
+        outcomes = work_each(session, [job.payload[1] for job in runnable])
+        bodies = [outcome if isinstance(outcome, Exception) else dumps(outcome) for outcome in outcomes]
+        stored, released = [], []
+        for job, body in zip(runnable, bodies, strict=True):
+            writer = job.payload[0]
+            if writer.key is not None:
+                target = released if isinstance(body, Exception) else stored
+                target.append({"b_key_id": writer.principal.key_id, "b_key": writer.key, "b_body": body})
+        where = (_RECORDS.c.api_key_id == bindparam("b_key_id"), _RECORDS.c.key == bindparam("b_key"))
+        if stored:
+            session.execute(
+                update(_RECORDS)
+                .where(*where)
+                .values(status="done", response_code=200, response_body=bindparam("b_body")),
+                stored,
+            )
+        if released:
+            session.execute(
+                delete(_RECORDS).where(*where), [{k: row[k] for k in ("b_key_id", "b_key")} for row in released]
+            )
+    for job, body in zip(runnable, bodies, strict=True):  # committed: answer every request
+        if isinstance(body, Exception):
+            job.fail(body)
+        else:
+            job.succeed(Response(body, status_code=200, media_type="application/json"))
+
+
+def _claim_all(session: Session, keys: list[tuple[tuple[str, str], bytes]]) -> set[tuple[str, str]]:
+    """Insert in-flight claims for these (api key, Idempotency-Key)s in one statement, in key
+    order (two groups claiming the same keys never wait on each other in a cycle); the ones
+    inserted. A key claimed by an uncommitted transaction waits for it to end."""
+    now = now_s()
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_RECORDS)
+    rows = [
+        {"api_key_id": key_id, "key": key, "request_hash": request_hash, "status": "in_flight",
+         "created": now, "locked_at": now}
+        for (key_id, key), request_hash in keys
+    ]  # fmt: skip
+    inserted = session.execute(  # one cached statement, sent as one multi-row INSERT (insertmanyvalues)
+        insert.on_conflict_do_nothing(index_elements=["api_key_id", "key"]).returning(
+            _RECORDS.c.api_key_id, _RECORDS.c.key
+        ),
+        rows,
+    )
+    return {(key_id, key) for key_id, key in inserted}
 
 
 def _in_flight() -> ApiError:

@@ -38,9 +38,7 @@ def anvil_binary(root: Path = REPO_ROOT) -> Path:
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise AnvilNotInstalled(
-        "anvil is not installed: run `make bootstrap` (npm ci installs @foundry-rs/anvil)"
-    )
+    raise AnvilNotInstalled("anvil is not installed: run `make bootstrap` (npm ci installs @foundry-rs/anvil)")
 
 
 def _die_with_parent() -> None:

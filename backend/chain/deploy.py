@@ -63,9 +63,7 @@ def deploy_contract(w3: Web3, account: LocalAccount, name: str, arguments: list[
     )
     signed = account.sign_transaction(transaction)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(
-        tx_hash, timeout=RECEIPT_TIMEOUT_S_MAX, poll_latency=RECEIPT_POLL_S
-    )
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S_MAX, poll_latency=RECEIPT_POLL_S)
     if receipt["status"] != 1 or not receipt["contractAddress"]:
         raise DeploymentError(f"deploying {name} failed in transaction {tx_hash.to_0x_hex()}")
     return str(receipt["contractAddress"])

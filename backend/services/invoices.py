@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,12 +28,12 @@ from sqlalchemy.orm import Session
 from backend.models import Customer, Invoice, InvoiceSeries, JournalLine
 from backend.services import journal
 from backend.services import ledger as ledger_service
-from backend.services.common import Conflict, InvalidRequest, NotFound, is_id, new_id, now_s
+from backend.services.common import Conflict, InvalidRequest, NotFound, ServiceError, is_id, new_id, now_s
 from backend.services.journal import Account, Line
-from backend.settlement.tokens import settlement_for_finalize
+from backend.settlement.tokens import apply_settlement_default, settlement_defaults
 from ledger import invoices as rules
 from ledger.entries import EntryKind, build_document, invoice_key, new_salt
-from ledger.errors import CurrencyMismatch, IllegalTransition
+from ledger.errors import CurrencyMismatch, IllegalTransition, LedgerError
 from ledger.hexutil import ZERO_ADDRESS, normalize_address
 from ledger.money import currency_code, currency_exponent, to_token_units
 from ledger.terms import Terms
@@ -41,6 +41,9 @@ from ledger.terms import Terms
 DAY_S = 86_400
 default_days_until_due = 30
 _UNSET: Any = object()
+# What refuses one invoice without failing the others of a group (anything else fails the group).
+REFUSALS = (ServiceError, LedgerError)
+Refusal = ServiceError | LedgerError
 
 
 def default_payee(settings: Any) -> str | None:
@@ -284,30 +287,41 @@ def _prepare_issue(row: Invoice, customer: Customer, payee_default: str | None, 
     return _Issue(row, customer, state, new_salt(), due_date)
 
 
-def _check_credit_limits(session: Session, issues: Sequence[_Issue]) -> None:
-    """Refuse finalizing beyond a customer's credit limit (open balances + the new totals)."""
-    adding: dict[str, int] = defaultdict(int)
-    limited = {}
-    for issue in issues:
-        if issue.customer.credit_limit_minor is not None:
-            adding[issue.customer.id] += issue.row.total_minor
-            limited[issue.customer.id] = issue.customer
-    for customer_id, amount in adding.items():
-        open_balance = session.scalar(
-            select(
-                func.coalesce(
-                    func.sum(Invoice.total_minor - Invoice.credited_minor + Invoice.debited_minor - Invoice.paid_minor),
-                    0,
-                )
-            ).where(Invoice.customer_id == customer_id, Invoice.status.in_(("open", "partially_paid")))
-        )
-        limit = limited[customer_id].credit_limit_minor or 0
-        if int(open_balance or 0) + amount > limit:
-            raise Conflict(
-                f"customer {customer_id}: open balance {open_balance} + {amount} exceeds the credit limit {limit}",
-                code="credit_limit_exceeded",
-                param="customer",
+def _refuse_over_credit_limits(session: Session, outcomes: list[_Issue | Refusal]) -> None:
+    """Replace each issue that would take its customer beyond the credit limit (open balances
+    plus the invoices before it that fit) with a `credit_limit_exceeded` refusal."""
+    limited = {
+        item.customer.id: item.customer
+        for item in outcomes
+        if isinstance(item, _Issue) and item.customer.credit_limit_minor is not None
+    }
+    for customer_id, customer in limited.items():
+        balance = int(
+            session.scalar(
+                select(
+                    func.coalesce(
+                        func.sum(
+                            Invoice.total_minor - Invoice.credited_minor + Invoice.debited_minor - Invoice.paid_minor
+                        ),
+                        0,
+                    )
+                ).where(Invoice.customer_id == customer_id, Invoice.status.in_(("open", "partially_paid")))
             )
+            or 0
+        )
+        limit = customer.credit_limit_minor or 0
+        for index, item in enumerate(outcomes):
+            if not isinstance(item, _Issue) or item.customer.id != customer_id:
+                continue
+            if balance + item.row.total_minor > limit:
+                outcomes[index] = Conflict(
+                    f"customer {customer_id}: open balance {balance} + {item.row.total_minor} "
+                    f"exceeds the credit limit {limit}",
+                    code="credit_limit_exceeded",
+                    param="customer",
+                )
+            else:
+                balance += item.row.total_minor
 
 
 def _allocate_numbers(session: Session, series_counts: dict[str, int]) -> dict[str, int]:
@@ -337,18 +351,51 @@ def _insert_fresh_invoices(session: Session, invoices: Sequence[Invoice]) -> Non
         ledger_service.insert_rows(session, table, rows)
 
 
+def _prepare_issues(
+    session: Session, invoices: Sequence[Invoice], default_payee: str | None, created: int
+) -> list[_Issue | Refusal]:
+    """Each draft's issue (terms version 1, token, payee), or why it cannot be finalized."""
+    defaults = settlement_defaults(session, invoices)
+    outcomes: list[_Issue | Refusal] = []
+    for row in invoices:
+        try:
+            apply_settlement_default(row, defaults)
+            outcomes.append(_prepare_issue(row, _customer(session, row.customer_id), default_payee, created))
+        except REFUSALS as error:
+            outcomes.append(error)
+    _refuse_over_credit_limits(session, outcomes)
+    return outcomes
+
+
 def finalize_invoices(
     session: Session, *, ledger_id: str, invoices: Sequence[Invoice], default_payee: str | None = None
 ) -> list[Invoice]:
-    """Finalize drafts: numbers, terms version 1, `invoice_issued` entries, journal postings."""
+    """Finalize drafts, all or none: numbers, terms version 1, `invoice_issued` entries, journal
+    postings. The first refusal is raised before anything is written."""
     created = now_s()
     # No autoflush until the one flush below: new drafts are then inserted once, finalized, in a
     # single batch, instead of inserted as drafts and updated row by row.
     with session.no_autoflush:
-        settlement_for_finalize(session, invoices)  # the token registry's token for drafts that name none
-        issues = [_prepare_issue(row, _customer(session, row.customer_id), default_payee, created) for row in invoices]
-        _check_credit_limits(session, issues)
-        return _issue(session, ledger_id=ledger_id, issues=issues, created=created)
+        outcomes = _prepare_issues(session, invoices, default_payee, created)
+        for item in outcomes:
+            if not isinstance(item, _Issue):
+                raise item
+        return _issue(session, ledger_id=ledger_id, issues=cast(list[_Issue], outcomes), created=created)
+
+
+def finalize_each(
+    session: Session, *, ledger_id: str, invoices: Sequence[Invoice], default_payee: str | None = None
+) -> list[Refusal | None]:
+    """Finalize every fresh draft (`create_invoice(add=False)`) that can be, together, and return
+    each one's refusal, or None: what finalizing them one at a time, in this order, would give
+    (the group commit of `POST /v1/invoices`, backend.services.group_commit)."""
+    created = now_s()
+    with session.no_autoflush:
+        outcomes = _prepare_issues(session, invoices, default_payee, created)
+        issues = [item for item in outcomes if isinstance(item, _Issue)]
+        if issues:
+            _issue(session, ledger_id=ledger_id, issues=issues, created=created)
+    return [None if isinstance(item, _Issue) else item for item in outcomes]
 
 
 def _issue(session: Session, *, ledger_id: str, issues: Sequence[_Issue], created: int) -> list[Invoice]:

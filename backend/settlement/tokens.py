@@ -1,7 +1,7 @@
 """The token registry: which ERC-20 on which chain stands for which currency, with its decimals.
 
 One token per (chain, currency) is the default: new invoices in that currency are issued in it
-(`settlement_for_finalize`, called by the invoices service at finalize). Amounts convert between
+(`apply_settlement_default`, called by the invoices service at finalize). Amounts convert between
 currency minor units and token units exactly (`ledger.money`) or not at all. A payment in a token
 that is not registered for the invoice's currency never reaches an invoice: it goes to suspense.
 
@@ -169,22 +169,26 @@ def default_tokens(session: Session, currencies: Sequence[str]) -> dict[str, Set
     return found
 
 
-def settlement_for_finalize(session: Session, invoices: Sequence[Invoice]) -> None:
-    """Give each draft without an explicit `settlement` the registry's default token for its
+def settlement_defaults(session: Session, invoices: Sequence[Invoice]) -> dict[str, SettlementToken]:
+    """The registry's default token of each currency among the drafts `apply_settlement_default`
+    would fill in (one query for them all)."""
+    pending = [row.currency for row in invoices if not row.settlement and row.status == "draft"]
+    return default_tokens(session, pending) if pending else {}
+
+
+def apply_settlement_default(row: Invoice, defaults: dict[str, SettlementToken]) -> None:
+    """Give a draft without an explicit `settlement` the registry's default token for its
     currency (chain, token, decimals), so its terms ask for that token. Drafts in a currency
     without a registered token keep the service's fallback (token zero, currency decimals)."""
-    pending = [row for row in invoices if not row.settlement and row.status == "draft"]
-    if not pending:
+    if row.settlement or row.status != "draft":
         return
-    defaults = default_tokens(session, [row.currency for row in pending])
-    for row in pending:
-        token = defaults.get(row.currency)
-        if token is None:
-            continue
-        # Exact or refused: a token with fewer decimals than the currency may not hold the total.
-        to_token_units(row.total_minor, currency_exponent(row.currency), token.decimals)
-        row.settlement = {"chain_id": token.chain_id, "token": token.address, "token_decimals": token.decimals,
-                          "payee": None}  # fmt: skip
+    token = defaults.get(row.currency)
+    if token is None:
+        return
+    # Exact or refused: a token with fewer decimals than the currency may not hold the total.
+    to_token_units(row.total_minor, currency_exponent(row.currency), token.decimals)
+    row.settlement = {"chain_id": token.chain_id, "token": token.address, "token_decimals": token.decimals,
+                      "payee": None}  # fmt: skip
 
 
 def minor_from_token(token: SettlementToken, amount_token: int) -> int:

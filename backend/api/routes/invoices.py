@@ -47,7 +47,10 @@ def _create_arguments(body: InvoiceCreate) -> dict[str, Any]:
 @router.post("", response_model=InvoiceOut, summary="Create an invoice")
 def create_invoice(body: InvoiceCreate, writer: WriterDep) -> Any:
     """Creates a draft; with `"finalize": true` it is finalized in the same transaction (number
-    allocated, `invoice_issued` entry with settlement terms version 1, journal posting)."""
+    allocated, `invoice_issued` entry with settlement terms version 1, journal posting).
+
+    Concurrent finalizing requests to one server process are committed together (group commit):
+    each still gets exactly the response, number and refusal it would get alone."""
     options = _options(writer.state)
 
     def work(session: Any) -> dict[str, Any]:
@@ -59,7 +62,29 @@ def create_invoice(body: InvoiceCreate, writer: WriterDep) -> Any:
             service.finalize_invoices(session, invoices=[row], **options)
         return render.invoice(row)
 
-    return writer.run(work)
+    if not body.finalize:
+        return writer.run(work)
+    return writer.run_grouped("issue_invoices", _issue_each, (body, options), work)
+
+
+def _issue_each(session: Any, payloads: list[tuple[InvoiceCreate, dict[str, Any]]]) -> list[Any]:
+    """Create and finalize a group's invoices in one transaction: per request its invoice body or
+    its refusal."""
+    outcomes: list[Any] = [None] * len(payloads)
+    rows, places = [], []
+    for place, (body, options) in enumerate(payloads):
+        try:
+            rows.append(service.create_invoice(session, ledger_id=options["ledger_id"], add=False,
+                                               **_create_arguments(body)))  # fmt: skip
+            places.append(place)
+        except service.REFUSALS as error:
+            outcomes[place] = error
+    if rows:
+        options = payloads[0][1]  # one process, one ledger and payee
+        refusals = service.finalize_each(session, invoices=rows, **options)
+        for place, row, refusal in zip(places, rows, refusals, strict=True):
+            outcomes[place] = refusal if refusal is not None else render.invoice(row)
+    return outcomes
 
 
 @router.post("/bulk", response_model=BulkInvoicesOut, summary="Create and finalize many invoices")

@@ -209,4 +209,3 @@ def journal_balances(state: StateDep, principal: StaffKey) -> Any:
         for (account, currency), total in sorted(totals.items())
     ]
     return {"object": "journal_balances", "data": data, "unbalanced": unbalanced}
-

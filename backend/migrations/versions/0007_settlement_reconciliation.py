@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("id", name=op.f("uq_settlement_tokens_id")),
         sa.UniqueConstraint("chain_id", "address", name=op.f("uq_settlement_tokens_chain_id_address")),
     )
-    op.create_index(
-        op.f("ix_settlement_tokens_currency_chain_id"), "settlement_tokens", ["currency", "chain_id"]
-    )
+    op.create_index(op.f("ix_settlement_tokens_currency_chain_id"), "settlement_tokens", ["currency", "chain_id"])
     op.create_table(
         "chain_cursors",
         sa.Column("chain_id", sa.BigInteger(), autoincrement=False, nullable=False),

@@ -1,0 +1,175 @@
+"""Group commit: concurrent finalizing requests share one transaction, and each request still gets
+exactly what it would get alone (its invoice, its refusal, its replay), on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from api_support import Api
+from sqlalchemy import func, select
+
+from backend.db import transaction
+from backend.models import IdempotencyRecord, Invoice, LedgerEntry
+from backend.services import ledger as ledger_service
+from backend.services.group_commit import ALONE, GroupCommit, Job
+from backend.services.journal import unbalanced_currencies
+from backend.services.keys import revoke_key
+from ledger import merkle
+
+LINE = {"description": "Work", "quantity": 1, "unit_amount_minor": 10_000, "tax_bps": 1000}  # 11,000 with tax
+queue_wait_s_max = 20
+
+
+# --- The mechanism -----------------------------------------------------------------------------
+def _submit_all(committer: GroupCommit[int], payloads: Sequence[int]) -> list[Any]:
+    """Submit every payload from its own thread while the write lock is held: one group."""
+    results: list[Any] = [None] * len(payloads)
+
+    def submit(index: int) -> None:
+        try:
+            results[index] = committer.submit(payloads[index])
+        except Exception as error:  # noqa: BLE001 (the test compares outcomes)
+            results[index] = error
+
+    with committer.held():
+        threads = [threading.Thread(target=submit, args=(index,)) for index in range(len(payloads))]
+        for thread in threads:
+            thread.start()
+        _wait_for(lambda: committer.queued == len(payloads))
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + queue_wait_s_max
+    while not condition():
+        assert time.monotonic() < deadline, "the requests never queued"
+        time.sleep(0.005)
+
+
+def test_jobs_queued_behind_a_writer_are_written_as_one_group() -> None:
+    groups: list[list[int]] = []
+
+    def write(jobs: Sequence[Job[int]]) -> None:
+        groups.append([job.payload for job in jobs])
+        for job in jobs:
+            if job.payload == 3:
+                job.fail(ValueError("three is refused"))
+            elif job.payload != 4:  # 4 is left unfinished: it must run alone
+                job.succeed(job.payload * 10)
+
+    committer = GroupCommit(write)
+    results = _submit_all(committer, [1, 2, 3, 4, 5])
+    assert len(groups) == 1 and sorted(groups[0]) == [1, 2, 3, 4, 5]
+    assert results[:2] == [10, 20] and results[4] == 50
+    assert isinstance(results[2], ValueError) and results[3] is ALONE
+    assert committer.submit(6) == 60  # a lone job is a group of one: no waiting for company
+    assert (committer.groups, committer.jobs) == (2, 6)
+
+
+def test_a_failing_group_sends_every_job_to_run_alone() -> None:
+    def write(jobs: Sequence[Job[int]]) -> None:
+        jobs[0].fail(ValueError("refused before the failure"))
+        raise RuntimeError("the database went away")
+
+    results = _submit_all(GroupCommit(write), [1, 2, 3])
+    assert sum(isinstance(result, ValueError) for result in results) == 1
+    assert sum(result is ALONE for result in results) == 2
+
+
+def test_groups_are_bounded() -> None:
+    sizes: list[int] = []
+
+    def write(jobs: Sequence[Job[int]]) -> None:
+        sizes.append(len(jobs))
+        for job in jobs:
+            job.succeed(job.payload)
+
+    results = _submit_all(GroupCommit(write, batch_max=3), list(range(8)))
+    assert results == list(range(8)) and sorted(sizes) == [2, 3, 3]
+    with pytest.raises(ValueError, match="batch_max"):
+        GroupCommit(write, batch_max=0)
+
+
+# --- Through the API ---------------------------------------------------------------------------
+def test_a_group_of_requests_gets_what_each_would_get_alone(any_api: Api) -> None:
+    api = any_api
+    customer = api.customer()["id"]
+    limited = api.customer(credit_limit_minor=15_000)["id"]
+    euro = api.customer(currency="eur")["id"]
+    body = {"customer": customer, "lines": [LINE], "finalize": True}
+    done = api.post("/v1/invoices", body, headers={"Idempotency-Key": "done-before"})  # also creates the group
+    assert done.status_code == 200
+    backoffice = api.post("/v1/api_keys", {"role": "backoffice", "name": "soon revoked"}).json()
+    assert api.post("/v1/invoices", {**body, "finalize": False}, key=backoffice["secret"]).status_code == 200
+    with transaction(api.app.state.tally.sessions) as session:  # revoked elsewhere: still in the key cache
+        revoke_key(session, key_id=backoffice["id"])
+
+    requests: list[tuple[dict[str, Any], dict[str, str], str | None]] = [
+        (body, {"Idempotency-Key": "a"}, None),
+        (body, {}, None),
+        ({**body, "description": "twin"}, {"Idempotency-Key": "twin"}, None),
+        ({**body, "description": "twin"}, {"Idempotency-Key": "twin"}, None),
+        (body, {"Idempotency-Key": "done-before"}, None),  # a replay
+        ({**body, "description": "other"}, {"Idempotency-Key": "done-before"}, None),  # key reused
+        ({**body, "customer": "cus_" + "0" * 24}, {"Idempotency-Key": "nobody"}, None),
+        ({**body, "customer": limited}, {"Idempotency-Key": "fits"}, None),
+        ({**body, "customer": limited}, {"Idempotency-Key": "beyond"}, None),
+        ({**body, "currency": "usd", "customer": euro}, {"Idempotency-Key": "mismatch"}, None),
+        (body, {"Idempotency-Key": "revoked"}, backoffice["secret"]),
+    ]
+    committer = api.app.state.tally.groups["issue_invoices"]
+    groups_before = committer.groups
+    with ThreadPoolExecutor(len(requests)) as pool, committer.held():  # the lock is released first
+        futures = [
+            pool.submit(api.post, "/v1/invoices", request, key=secret, headers=headers)
+            for request, headers, secret in requests
+        ]
+        _wait_for(lambda: committer.queued == len(requests))
+    replies = [future.result() for future in futures]
+    assert committer.groups == groups_before + 1  # all of them in one group
+
+    def code(reply: httpx.Response) -> str:
+        return str(reply.json()["error"]["code"])
+
+    assert [reply.status_code for reply in replies[:2]] == [200, 200]
+    twins = replies[2:4]
+    assert {reply.status_code for reply in twins} == {200}
+    assert twins[0].json()["id"] == twins[1].json()["id"]  # one invoice, the other reply a replay
+    assert sum(reply.headers.get("Idempotent-Replayed") == "true" for reply in twins) == 1
+    assert replies[4].status_code == 200 and replies[4].content == done.content
+    assert replies[4].headers["Idempotent-Replayed"] == "true"
+    assert (replies[5].status_code, code(replies[5])) == (400, "idempotency_key_reused")
+    assert (replies[6].status_code, code(replies[6])) == (404, "resource_missing")
+    fits, beyond = replies[7], replies[8]
+    assert sorted([fits.status_code, beyond.status_code]) == [200, 409]  # 2 x 11,000 against 15,000
+    assert code(fits if fits.status_code == 409 else beyond) == "credit_limit_exceeded"
+    assert (replies[9].status_code, code(replies[9])) == (400, "currency_mismatch")
+    assert (replies[10].status_code, code(replies[10])) == (401, "api_key_invalid")
+
+    issued = [reply.json() for reply in replies if reply.status_code == 200]
+    numbers = sorted(int(invoice["number"].split("-")[1]) for invoice in {i["id"]: i for i in issued}.values())
+    assert numbers == list(range(1, 6))  # done-before (replayed) and four new ones, without gaps
+    with transaction(api.app.state.tally.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.status == "open")) == 5
+        records = dict(session.execute(select(IdempotencyRecord.key, IdempotencyRecord.status)).all())
+        # Refused requests released their keys (a retry runs again); none is left in flight.
+        issued_key = "fits" if fits.status_code == 200 else "beyond"
+        assert records == {"done-before": "done", "a": "done", "twin": "done", issued_key: "done"}
+        head = ledger_service.read_head(session, "test-ledger")
+        entries = list(session.scalars(select(LedgerEntry).order_by(LedgerEntry.sequence)))
+        assert [entry.sequence for entry in entries] == list(range(head.size))
+        log = merkle.MerkleLog()
+        log.append_many(bytes(entry.leaf_input) for entry in entries)
+        assert (log.size, log.root()) == (head.size, head.root)
+        assert unbalanced_currencies(session) == {}
+    # A retry of a refused request runs again (its key was released).
+    retry = api.post("/v1/invoices", {**body, "customer": "cus_" + "0" * 24}, headers={"Idempotency-Key": "nobody"})
+    assert retry.status_code == 404
