@@ -60,9 +60,44 @@ def _check_value(value: object, depth: int, path: str) -> bool:
     raise InvalidDocument(f"{path}: {type(value).__name__} is not a JSON type", param=path)
 
 
+class _Unusual(Exception):
+    """Raised by `_scan` for anything it leaves to `_check_value` (errors, and uncommon types)."""
+
+
+def _scan(value: object, depth: int) -> bool:
+    """`_check_value` for exact dicts, lists, strs, ints, bools and None, without building the
+    paths only an error message needs; anything else raises `_Unusual`."""
+    if depth > limits.document_depth_max:
+        raise _Unusual
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        if abs(value) > limits.json_integer_max:  # type: ignore[arg-type]  # kind is int
+            raise _Unusual
+        return True
+    bmp_keys = True
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]  # kind is dict
+            if type(key) is not str:
+                raise _Unusual
+            if key and max(key) > "\uffff":
+                bmp_keys = False
+            bmp_keys = _scan(item, depth + 1) and bmp_keys
+        return bmp_keys
+    if kind is list:
+        for item in value:  # type: ignore[attr-defined]  # kind is list
+            bmp_keys = _scan(item, depth + 1) and bmp_keys
+        return bmp_keys
+    raise _Unusual
+
+
 def canonical_json(obj: object) -> bytes:
     """RFC 8785 (JCS) canonical UTF-8 bytes of `obj`; refuses floats with `FloatNotAllowed`."""
-    bmp_keys = _check_value(obj, 0, "$")
+    try:
+        bmp_keys = _scan(obj, 0)
+    except _Unusual:
+        bmp_keys = _check_value(obj, 0, "$")  # names the error, or accepts a tuple or a Mapping
     try:
         if bmp_keys:
             encoded = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()

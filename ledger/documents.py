@@ -242,6 +242,63 @@ def _validate_object(value: object, typed_dict: type, path: str) -> None:
         validate_value(item, hints[key], f"{path}.{key}")
 
 
+def validate(value: object, hint: Any) -> None:
+    """`validate_value(value, hint, "$")`, fast: a compiled check of the common case (exact
+    builtin types, no paths built), and the walk below only to name what is wrong."""
+    if not _fast_check(hint)(value):
+        validate_value(value, hint, "$")  # raises with the path (or accepts what the fast check left to it)
+
+
+Fast = Callable[[object], bool]
+
+
+@functools.cache
+def _fast_check(hint: Any) -> Fast:
+    """A check of `value` against `hint` that answers True only where `validate_value` accepts;
+    False means "let validate_value decide" (an error, or an unusual type such as a str subclass)."""
+    origin = get_origin(hint)
+    if origin is NotRequired:
+        return _fast_check(get_args(hint)[0])
+    if origin is Annotated:
+        base, *checks = get_args(hint)
+        base_ok = _fast_check(base)
+
+        def annotated(value: object) -> bool:
+            if not base_ok(value):
+                return False
+            try:
+                for check in checks:
+                    check(value, "$")
+            except LedgerError:
+                return False
+            return True
+
+        return annotated
+    if origin is Literal:
+        options = get_args(hint)
+        return lambda value: any(type(value) is type(option) and value == option for option in options)
+    if origin is list:
+        item_ok = _fast_check(get_args(hint)[0])
+        return lambda value: type(value) is list and len(value) <= limits.invoice_lines_max and all(map(item_ok, value))
+    if origin is dict:
+        return lambda value: type(value) is dict
+    if is_typeddict(hint):
+        hints = _object_hints(hint)
+        fields = tuple((key, _fast_check(item)) for key, item in hints.items())
+        keys = frozenset(hints)
+        required = frozenset(key for key, item in hints.items() if get_origin(item) is not NotRequired)
+
+        def typed_dict(value: object) -> bool:
+            if type(value) is not dict or not required <= value.keys() <= keys:
+                return False
+            return all(ok(value[key]) for key, ok in fields if key in value)
+
+        return typed_dict
+    if hint is str or hint is bool or hint is int:
+        return lambda value: type(value) is hint
+    raise TypeError(f"documents.py has no validator for {hint!r}")  # a bug in this module
+
+
 def validate_value(value: object, hint: Any, path: str) -> None:
     """Check `value` against a type hint of this module (Annotated, Literal, list, TypedDict)."""
     origin = get_origin(hint)

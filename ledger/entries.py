@@ -8,9 +8,9 @@ input is the ABI encoding of `(leafVersion, kind, sequence, subject, documentHas
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -34,7 +34,7 @@ from ledger.documents import (
     PaymentReversedDocument,
     TermsUpdatedDocument,
     WriteOffDocument,
-    validate_value,
+    validate,
 )
 from ledger.errors import InvalidDocument, InvalidEntry, InvalidLeafInput, LedgerError
 from ledger.hexutil import from_hex, require_bytes32, to_hex
@@ -251,12 +251,16 @@ def validate_document(document: object) -> EntryKind:
 def _validated(document: object) -> tuple[EntryKind, bytes]:
     """Validate a document; return its kind and canonical JSON (which enforces the size, depth and
     integer-range limits of the canonical form)."""
+    return _checked_kind(document), canonical_json(document)
+
+
+def _checked_kind(document: object) -> EntryKind:
     if not isinstance(document, dict):
         raise InvalidDocument("a document is a JSON object")
     kind = EntryKind.from_document_kind(document.get("kind"))
-    validate_value(document, DOCUMENT_TYPES[kind], "$")
+    validate(document, DOCUMENT_TYPES[kind])
     _cross_field_checks(kind, document)
-    return kind, canonical_json(document)
+    return kind
 
 
 def build_document(kind: EntryKind, *, ledger_id: bytes, created: int, **fields: Any) -> dict[str, Any]:
@@ -317,9 +321,13 @@ class Entry:
 
     def __post_init__(self) -> None:
         require_uint(self.sequence, "sequence", SEQUENCE_MAX)
-        # Own a copy: a caller mutating its dict later must not desync the derived fields.
-        object.__setattr__(self, "document", copy.deepcopy(self.document))
-        kind, canonical = _validated(self.document)
+        # Own a copy, parsed back from the canonical bytes (a JSON document round-trips exactly,
+        # and the C parser copies faster than deepcopy): a caller mutating its dict later must
+        # not desync the derived fields. The copy is what is validated and hashed.
+        canonical = canonical_json(self.document)
+        document = json.loads(canonical)
+        object.__setattr__(self, "document", document)
+        kind = _checked_kind(document)
         derived = {
             "kind": kind,
             "canonical_document": canonical,
