@@ -36,6 +36,7 @@ from backend.api.errors import ApiError
 from backend.app import AppState
 from backend.db import transaction
 from backend.models import ApiKey, IdempotencyRecord
+from backend.services import ledger as ledger_service
 from backend.services.common import idempotency_in_flight_s_max, idempotency_key_chars_max, now_s
 from backend.services.group_commit import ALONE, GroupCommit, Job
 from backend.services.keys import Principal
@@ -110,13 +111,14 @@ class Writer:
     def run_grouped(
         self,
         group: str,
-        work_each: Callable[[Session, list[Any]], list[Any]],
+        work_each: GroupWork,
         payload: Any,
         work: Callable[[Session], Any],
     ) -> Response:
         """`run(work)`, but written together with this process's concurrent requests of the same
-        `group`: `work_each(session, payloads)` does the work of all of them in one transaction
-        and returns, per payload, its response body or its refusal (an exception). A request the
+        `group`: `work_each(session, payloads, respond)` does the work of all of them in one
+        transaction and calls `respond` once with, per payload, its response body or its refusal
+        (an exception), as late as it can: its writes join the work's last round trip. A request the
         group cannot take (a replay, a conflict, a group that failed) runs `run(work)` alone."""
         committer = self.state.groups.get(group)
         if committer is None:
@@ -188,9 +190,16 @@ class Writer:
             )
 
 
-def _write_group(
-    state: AppState, work_each: Callable[[Session, list[Any]], list[Any]], jobs: Sequence[Job[tuple[Writer, Any]]]
-) -> None:
+# The group's responses and released claims, by (api key, Idempotency-Key).
+_GROUP_KEY = (_RECORDS.c.api_key_id == bindparam("b_key_id"), _RECORDS.c.key == bindparam("b_key"))
+_STORE_RESPONSE = (
+    update(_RECORDS).where(*_GROUP_KEY).values(status="done", response_code=200, response_body=bindparam("b_body"))
+)
+_RELEASE_CLAIM = delete(_RECORDS).where(*_GROUP_KEY)
+GroupWork = Callable[[Session, list[Any], Callable[[list[Any]], None]], None]
+
+
+def _write_group(state: AppState, work_each: GroupWork, jobs: Sequence[Job[tuple[Writer, Any]]]) -> None:
     """One transaction for a group of writes (`Writer.run_grouped`): the writing keys checked
     live, the Idempotency-Keys claimed (a key already claimed, or twice in the group, sends its
     request to run alone: replay, 409 and 400 stay the one-request path's), the work, the
@@ -219,26 +228,29 @@ def _write_group(
                     job.alone()
         if not runnable:
             return
-        outcomes = work_each(session, [job.payload[1] for job in runnable])
-        bodies = [outcome if isinstance(outcome, Exception) else dumps(outcome) for outcome in outcomes]
-        stored, released = [], []
-        for job, body in zip(runnable, bodies, strict=True):
-            writer = job.payload[0]
-            if writer.key is not None:
-                target = released if isinstance(body, Exception) else stored
-                target.append({"b_key_id": writer.principal.key_id, "b_key": writer.key, "b_body": body})
-        where = (_RECORDS.c.api_key_id == bindparam("b_key_id"), _RECORDS.c.key == bindparam("b_key"))
-        if stored:
-            session.execute(
-                update(_RECORDS)
-                .where(*where)
-                .values(status="done", response_code=200, response_body=bindparam("b_body")),
-                stored,
-            )
-        if released:
-            session.execute(
-                delete(_RECORDS).where(*where), [{k: row[k] for k in ("b_key_id", "b_key")} for row in released]
-            )
+        bodies: list[bytes | Exception] = []
+
+        def respond(outcomes: list[Any]) -> None:
+            """Store each response and release each refused request's claim (in the work's last
+            round trip: `execute_many`)."""
+            if bodies:
+                raise RuntimeError("a group responds once")
+            bodies.extend(outcome if isinstance(outcome, Exception) else dumps(outcome) for outcome in outcomes)
+            stored, released = [], []
+            for job, body in zip(runnable, bodies, strict=True):
+                writer = job.payload[0]
+                if writer.key is not None:
+                    key = {"b_key_id": writer.principal.key_id, "b_key": writer.key}
+                    if isinstance(body, Exception):
+                        released.append(key)
+                    else:
+                        stored.append({**key, "b_body": body})
+            ledger_service.execute_many(session, _STORE_RESPONSE, stored)
+            ledger_service.execute_many(session, _RELEASE_CLAIM, released)
+
+        work_each(session, [job.payload[1] for job in runnable], respond)
+        if len(bodies) != len(runnable):
+            raise RuntimeError("the group's work did not respond")
     for job, body in zip(runnable, bodies, strict=True):  # committed: answer every request
         if isinstance(body, Exception):
             job.fail(body)

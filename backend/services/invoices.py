@@ -16,21 +16,27 @@ exponent, so the terms' amount is the invoice amount in minor units.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import delete, func, inspect, select
+from sqlalchemy import bindparam, delete, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from backend.models import Customer, Invoice, InvoiceSeries, JournalLine
+from backend.models import Customer, Invoice, InvoiceSeries, JournalLine, SettlementToken
 from backend.services import journal
 from backend.services import ledger as ledger_service
 from backend.services.common import Conflict, InvalidRequest, NotFound, ServiceError, is_id, new_id, now_s
 from backend.services.journal import Account, Line
-from backend.settlement.tokens import apply_settlement_default, settlement_defaults
+from backend.settlement.tokens import (
+    apply_settlement_default,
+    default_token_join,
+    preload_default_tokens,
+    settlement_defaults,
+)
 from ledger import invoices as rules
 from ledger.entries import EntryKind, build_document, invoice_key, new_salt
 from ledger.errors import CurrencyMismatch, IllegalTransition, LedgerError
@@ -185,6 +191,26 @@ def _customer(session: Session, customer_id: str) -> Customer:
     return row
 
 
+def preload_customers(session: Session, customer_ids: Sequence[str]) -> None:
+    """Read the customers a group of drafts names, and their currencies' default settlement
+    tokens, in one query: `create_invoice` and finalize then ask nothing more of them."""
+    wanted = sorted({customer_id for customer_id in customer_ids if is_id(customer_id, "cus")})
+    if not wanted:
+        return
+    cache: dict[str, Customer] = session.info.setdefault("customers_by_id", {})
+    tokens: dict[str, set[SettlementToken]] = defaultdict(set)
+    statement = (
+        select(Customer, SettlementToken)
+        .outerjoin(SettlementToken, default_token_join(Customer.currency))
+        .where(Customer.id.in_(wanted))
+    )
+    with session.no_autoflush:
+        for customer, token in session.execute(statement):
+            cache[customer.id] = customer
+            tokens[customer.currency].update([token] if token is not None else [])
+    preload_default_tokens(session, tokens)
+
+
 def _settlement(settlement: dict[str, Any] | None) -> dict[str, Any] | None:
     if settlement is None:
         return None
@@ -324,20 +350,28 @@ def _refuse_over_credit_limits(session: Session, outcomes: list[_Issue | Refusal
                 balance += item.row.total_minor
 
 
-def _allocate_numbers(session: Session, series_counts: dict[str, int]) -> dict[str, int]:
-    """First number per series; bumping the counter takes its row lock until commit."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    first: dict[str, int] = {}
-    for series in sorted(series_counts):  # a fixed order: two bulk requests never deadlock
-        count = series_counts[series]
-        table = InvoiceSeries.__table__
-        statement = insert(table).values(series=series, next_number=1 + count)
-        statement = statement.on_conflict_do_update(
-            index_elements=["series"], set_={"next_number": table.c.next_number + count}
-        ).returning(table.c.next_number)
-        first[series] = int(session.execute(statement).scalar_one()) - count
-    return first
+_SERIES = InvoiceSeries.__table__
+# Bump a series counter by `count` (creating it at 1 + count); RETURNING the next free number.
+# The upsert takes the counter's row lock until commit, so numbers never gap or repeat.
+_BUMP_SERIES = {
+    name: dialect.insert(_SERIES)
+    .values(series=bindparam("series"), next_number=bindparam("created_next"))
+    .on_conflict_do_update(index_elements=["series"], set_={"next_number": _SERIES.c.next_number + bindparam("count")})
+    .returning(_SERIES.c.next_number)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+def _lock_series_and_head(
+    session: Session, ledger_id: str, series_counts: dict[str, int]
+) -> tuple[ledger_service.Head, dict[str, int]]:
+    """The first number per series and the locked ledger head (one round trip on PostgreSQL).
+    Series are locked in a fixed order, then the head: two groups or bulk requests never deadlock."""
+    ordered = sorted(series_counts)
+    rows = [{"series": name, "count": series_counts[name], "created_next": 1 + series_counts[name]} for name in ordered]
+    statement = _BUMP_SERIES[session.get_bind().dialect.name]
+    head, next_free = ledger_service.lock_head_after(session, ledger_id, statement, rows)
+    return head, {name: int(value) - series_counts[name] for name, value in zip(ordered, next_free, strict=True)}
 
 
 def _insert_fresh_invoices(session: Session, invoices: Sequence[Invoice]) -> None:
@@ -384,21 +418,40 @@ def finalize_invoices(
 
 
 def finalize_each(
-    session: Session, *, ledger_id: str, invoices: Sequence[Invoice], default_payee: str | None = None
+    session: Session,
+    *,
+    ledger_id: str,
+    invoices: Sequence[Invoice],
+    default_payee: str | None = None,
+    then: Callable[[list[Refusal | None]], None] | None = None,
 ) -> list[Refusal | None]:
     """Finalize every fresh draft (`create_invoice(add=False)`) that can be, together, and return
     each one's refusal, or None: what finalizing them one at a time, in this order, would give
-    (the group commit of `POST /v1/invoices`, backend.services.group_commit)."""
+    (the group commit of `POST /v1/invoices`, backend.services.group_commit).
+
+    `then(refusals)` runs once the invoices carry their numbers and sequences, inside the append's
+    round trip when there is one: its writes must be `ledger_service.execute_many`s."""
     created = now_s()
     with session.no_autoflush:
         outcomes = _prepare_issues(session, invoices, default_payee, created)
+        refusals = [None if isinstance(item, _Issue) else item for item in outcomes]
         issues = [item for item in outcomes if isinstance(item, _Issue)]
         if issues:
-            _issue(session, ledger_id=ledger_id, issues=issues, created=created)
-    return [None if isinstance(item, _Issue) else item for item in outcomes]
+            _issue(session, ledger_id=ledger_id, issues=issues, created=created,
+                   then=None if then is None else functools.partial(then, refusals))  # fmt: skip
+        elif then is not None:
+            then(refusals)
+    return refusals
 
 
-def _issue(session: Session, *, ledger_id: str, issues: Sequence[_Issue], created: int) -> list[Invoice]:
+def _issue(
+    session: Session,
+    *,
+    ledger_id: str,
+    issues: Sequence[_Issue],
+    created: int,
+    then: Callable[[], None] | None = None,
+) -> list[Invoice]:
     invoices = [issue.row for issue in issues]
     key = ledger_service.ledger_key(ledger_id)
     documents = []
@@ -435,7 +488,7 @@ def _issue(session: Session, *, ledger_id: str, issues: Sequence[_Issue], create
     counts: dict[str, int] = defaultdict(int)
     for row in invoices:
         counts[row.series] += 1
-    next_number = _allocate_numbers(session, counts)
+    head, next_number = _lock_series_and_head(session, ledger_id, counts)
     for row in invoices:
         number = next_number[row.series]
         next_number[row.series] += 1
@@ -448,8 +501,10 @@ def _issue(session: Session, *, ledger_id: str, issues: Sequence[_Issue], create
             row.issued_sequence = entry.sequence
         _insert_fresh_invoices(session, invoices)
         journal.post_many(session, ledger_id=ledger_id, created=created, postings=_issue_postings(invoices))
+        if then is not None:
+            then()
 
-    ledger_service.append_entries(session, ledger_id=ledger_id, entries=prepared, with_writes=write_rows)
+    ledger_service.append_entries(session, ledger_id=ledger_id, entries=prepared, with_writes=write_rows, head=head)
     if any(not inspect(row).transient for row in invoices):
         session.flush()  # stored drafts (finalize of an existing draft): the ORM updates them
     return list(invoices)

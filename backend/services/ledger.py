@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils.crypto import keccak
+from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
 from sqlalchemy import JSON, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -184,6 +185,41 @@ def _lock_head(session: Session, ledger_id: str) -> Head:
     return _head_from_row(row)
 
 
+_LOCK_HEAD_SQL = (
+    "SELECT ledger_id, size, root, frontier, updated FROM ledger_heads WHERE ledger_id = %(ledger_id)s FOR UPDATE"
+)
+
+
+def lock_head_after(
+    session: Session, ledger_id: str, statement: Any, rows: Sequence[dict[str, Any]]
+) -> tuple[Head, list[Any]]:
+    """Execute `statement` (a module constant: DML ... RETURNING one value) once per row, then
+    lock the head, and return the head (for `append_entries(head=...)`) and each row's value. For
+    locks every appender of this kind takes before the head's (invoice series counters): on
+    PostgreSQL all of it is one pipelined round trip instead of one per statement."""
+    driver = _driver(session)
+    if driver is None:
+        values = [session.execute(statement, row).scalar_one() for row in rows]
+        return _lock_head(session, ledger_id), values
+    sql, defaults = _driver_sql(statement, session.get_bind().dialect)
+    with driver.pipeline():
+        cursors = [driver.cursor() for _ in rows]
+        for cursor, row in zip(cursors, rows, strict=True):
+            cursor.execute(sql, {**defaults, **row})
+        head_cursor = driver.cursor(row_factory=namedtuple_row)
+        head_cursor.execute(_LOCK_HEAD_SQL, {"ledger_id": ledger_id})
+    values = [cursor.fetchone()[0] for cursor in cursors]  # type: ignore[index]  # RETURNING one row each
+    locked = head_cursor.fetchone()
+    return (_head_from_row(locked) if locked is not None else _lock_head(session, ledger_id)), values
+
+
+def _driver(session: Session) -> Any:
+    """The psycopg connection under the session's transaction on PostgreSQL, else None."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return session.connection().connection.driver_connection
+
+
 def read_head(session: Session, ledger_id: str) -> Head:
     """The current head without locking (size 0 and the empty root before the first append)."""
     row = session.get(LedgerHead, ledger_id)
@@ -198,12 +234,15 @@ def append_entries(
     ledger_id: str,
     entries: Sequence[NewEntry] | PreparedEntries,
     with_writes: Callable[[list[AppendedEntry]], None] | None = None,
+    head: Head | None = None,
 ) -> list[AppendedEntry]:
     """Append `entries` in order to the ledger, inside the caller's transaction.
 
     Validates every document (unless given `prepare_entries`' result), then locks the head, gives
     each entry the next sequence number, stores the entry rows and the Merkle nodes each append
     completes, and moves the head. Nothing is committed here: the caller's commit releases the lock.
+
+    `head` is the head the caller locked itself in this transaction (`lock_head_after`).
 
     `with_writes(appended)` lets the caller add its own writes that need the new sequence numbers
     (invoice rows, journal lines) to the same round trip: on PostgreSQL the entry, node, caller and
@@ -213,7 +252,10 @@ def append_entries(
     """
     batch = entries if isinstance(entries, PreparedEntries) else prepare_entries(entries)
     entries, prepared = batch.entries, batch.checked
-    head = _lock_head(session, ledger_id)
+    if head is None:
+        head = _lock_head(session, ledger_id)
+    elif head.ledger_id != ledger_id:
+        raise ValueError(f"append to {ledger_id} given the head of {head.ledger_id}")
     created = now_s()
     size = head.size
     entry_rows: list[dict[str, Any]] = []
@@ -282,10 +324,10 @@ def _pipeline(session: Session) -> Iterator[Any]:
     """PostgreSQL: a psycopg pipeline on the session's connection (statements are sent without
     waiting for each reply; leaving the block syncs and raises the first error), yielding the
     driver connection. Other databases: nothing to batch, yields None."""
-    if session.get_bind().dialect.name != "postgresql":
+    driver = _driver(session)
+    if driver is None:
         yield None
         return
-    driver = session.connection().connection.driver_connection
     session.info["pipeline"] = driver
     try:
         with driver.pipeline():
@@ -309,6 +351,32 @@ def insert_rows(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
     if json_columns:
         rows = [{**row, **{name: Json(row[name]) for name in json_columns}} for row in rows]
     driver.cursor().executemany(statement, rows)
+
+
+def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Execute a Core DML `statement` (its bind parameters named as the rows' keys) once per row,
+    asking nothing back: inside `append_entries`' pipeline straight on the driver, so it costs no
+    round trip of its own; elsewhere through SQLAlchemy. `statement` must be a module constant."""
+    if not rows:
+        return
+    driver = session.info.get("pipeline")
+    if driver is None:
+        session.execute(statement, rows)
+        return
+    sql, defaults = _driver_sql(statement, session.get_bind().dialect)
+    driver.cursor().executemany(sql, [{**defaults, **row} for row in rows])
+
+
+_DRIVER_SQL: dict[int, tuple[Any, str, dict[str, Any]]] = {}
+
+
+def _driver_sql(statement: Any, dialect: Any) -> tuple[str, dict[str, Any]]:
+    """The statement compiled once for the driver: its SQL and the values it binds itself."""
+    cached = _DRIVER_SQL.get(id(statement))
+    if cached is None or cached[0] is not statement:
+        compiled = statement.compile(dialect=dialect)
+        cached = _DRIVER_SQL[id(statement)] = (statement, compiled.string, dict(compiled.params))
+    return cached[1], cached[2]
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from backend.models import Invoice, SettlementToken
@@ -150,9 +150,35 @@ def token_at(session: Session, chain_id: int, address: str) -> SettlementToken |
     ).one_or_none()  # fmt: skip
 
 
+_PRELOADED = "default_tokens_by_currency"  # session.info: currency -> its one default token, or None
+
+
+def default_token_join(currency: Any) -> Any:
+    """The ON clause that joins the default tokens of a `currency` column's currencies
+    (`preload_default_tokens` takes what such a join found)."""
+    return and_(
+        SettlementToken.currency == currency,
+        SettlementToken.is_default.is_(True),
+        SettlementToken.disabled_at.is_(None),
+    )
+
+
+def preload_default_tokens(session: Session, found: dict[str, set[SettlementToken]]) -> None:
+    """Remember, for this session's transaction, the default tokens a query already read per
+    currency (`default_tokens` then asks no more for them). A currency with several defaults is
+    not remembered: `default_tokens` reads it again and refuses it."""
+    known: dict[str, SettlementToken | None] = session.info.setdefault(_PRELOADED, {})
+    for currency, tokens in found.items():
+        if len(tokens) <= 1:
+            known[currency] = next(iter(tokens), None)
+
+
 def default_tokens(session: Session, currencies: Sequence[str]) -> dict[str, SettlementToken]:
     """The default token of each currency. A Tally instance settles on one chain; a currency with
     defaults on several chains is ambiguous and refused (`token_ambiguous`)."""
+    known: dict[str, SettlementToken | None] = session.info.get(_PRELOADED, {})
+    if all(currency in known for currency in currencies):
+        return {currency: token for currency in currencies if (token := known[currency]) is not None}
     rows = session.scalars(
         select(SettlementToken).where(SettlementToken.currency.in_(sorted(set(currencies))),
                                       SettlementToken.is_default.is_(True), SettlementToken.disabled_at.is_(None))

@@ -173,3 +173,15 @@ def test_a_group_of_requests_gets_what_each_would_get_alone(any_api: Api) -> Non
     # A retry of a refused request runs again (its key was released).
     retry = api.post("/v1/invoices", {**body, "customer": "cus_" + "0" * 24}, headers={"Idempotency-Key": "nobody"})
     assert retry.status_code == 404
+
+
+def test_a_group_reads_the_token_registry_as_one_request_would(any_api: Api) -> None:
+    customer = any_api.customer()["id"]
+    body = {"customer": customer, "lines": [LINE], "finalize": True}
+    token = {"address": "0x" + "5f" * 20, "currency": "usd", "decimals": 6}
+    any_api.post("/v1/settlement_tokens", {**token, "chain_id": 31337})
+    issued = any_api.post("/v1/invoices", body)
+    assert (issued.json()["terms"]["token"], issued.json()["token_decimals"]) == (token["address"], 6)
+    any_api.post("/v1/settlement_tokens", {**token, "chain_id": 10})  # a second chain's default: ambiguous
+    refused = any_api.post("/v1/invoices", body)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "token_ambiguous")

@@ -3,6 +3,7 @@ and the receipt (which needs an anchored head: issue 6)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -67,11 +68,14 @@ def create_invoice(body: InvoiceCreate, writer: WriterDep) -> Any:
     return writer.run_grouped("issue_invoices", _issue_each, (body, options), work)
 
 
-def _issue_each(session: Any, payloads: list[tuple[InvoiceCreate, dict[str, Any]]]) -> list[Any]:
-    """Create and finalize a group's invoices in one transaction: per request its invoice body or
-    its refusal."""
+def _issue_each(
+    session: Any, payloads: list[tuple[InvoiceCreate, dict[str, Any]]], respond: Callable[[list[Any]], None]
+) -> None:
+    """Create and finalize a group's invoices in one transaction, and `respond` with each
+    request's invoice body or refusal (inside the append's round trip)."""
     outcomes: list[Any] = [None] * len(payloads)
     rows, places = [], []
+    service.preload_customers(session, [body.customer for body, _ in payloads])
     for place, (body, options) in enumerate(payloads):
         try:
             rows.append(service.create_invoice(session, ledger_id=options["ledger_id"], add=False,
@@ -79,12 +83,16 @@ def _issue_each(session: Any, payloads: list[tuple[InvoiceCreate, dict[str, Any]
             places.append(place)
         except service.REFUSALS as error:
             outcomes[place] = error
-    if rows:
-        options = payloads[0][1]  # one process, one ledger and payee
-        refusals = service.finalize_each(session, invoices=rows, **options)
+    if not rows:
+        respond(outcomes)
+        return
+
+    def then(refusals: list[Any]) -> None:
         for place, row, refusal in zip(places, rows, refusals, strict=True):
             outcomes[place] = refusal if refusal is not None else render.invoice(row)
-    return outcomes
+        respond(outcomes)
+
+    service.finalize_each(session, invoices=rows, then=then, **payloads[0][1])  # one process: one ledger, one payee
 
 
 @router.post("/bulk", response_model=BulkInvoicesOut, summary="Create and finalize many invoices")
