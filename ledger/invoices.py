@@ -22,7 +22,10 @@ goes below zero.
 
 Terms: each credit note, debit note and off-chain payment (or reversal) yields the next terms
 version with `amount_due = token units of (balance + paid on-chain)`, since the settlement
-contract deducts what was already paid on-chain under the invoice key (formats.md).
+contract deducts what was already paid on-chain under the invoice key (formats.md). A debit note
+that books a late fee the contract computed gives a version with no late fee: its `amount_due`
+already holds the fee, and the contract would otherwise charge the fee again on it (a fee on the
+fee). A credit note reversing that fee gives the late fee back.
 """
 
 from __future__ import annotations
@@ -279,8 +282,14 @@ def mark_uncollectible(invoice: Invoice) -> Invoice:
     return dataclasses.replace(invoice, status=_S.UNCOLLECTIBLE, written_off_minor=invoice.balance_minor)
 
 
-def apply_credit_note(invoice: Invoice, amount_minor: int, *, allow_customer_credit: bool) -> Applied:
-    """Credit up to the balance; any excess becomes customer credit if allowed, else refused."""
+def apply_credit_note(
+    invoice: Invoice, amount_minor: int, *, allow_customer_credit: bool, late_fee_of: Terms | None = None
+) -> Applied:
+    """Credit up to the balance; any excess becomes customer credit if allowed, else refused.
+
+    `late_fee_of`: the note reverses a booked late fee (its payment left the chain), so the next
+    terms charge the late fee of these terms (the version the fee was computed under) again: the
+    version that booked the fee carried none (`apply_debit_note`)."""
     _require(invoice, "credit_note")
     _require_not_written_off(invoice, "credit_note")
     amount = _positive(amount_minor)
@@ -292,16 +301,24 @@ def apply_credit_note(invoice: Invoice, amount_minor: int, *, allow_customer_cre
         )
     credited = _settled(dataclasses.replace(invoice, credits_minor=invoice.credits_minor + applied))
     terms = _next_terms(credited)
+    if late_fee_of is not None:
+        terms = terms.with_late_fee_of(late_fee_of)
     return Applied(dataclasses.replace(credited, terms=terms), applied, excess, terms)
 
 
-def apply_debit_note(invoice: Invoice, amount_minor: int) -> Applied:
-    """Raise what is due by `amount_minor`."""
+def apply_debit_note(invoice: Invoice, amount_minor: int, *, late_fee: bool = False) -> Applied:
+    """Raise what is due by `amount_minor`.
+
+    `late_fee`: the note books a late fee the settlement contract computed. The next terms charge
+    no late fee: their `amount_due` includes the fee, and the contract computes a late fee on
+    `amount_due`, so keeping the fee would charge it again on itself (formats.md)."""
     _require(invoice, "debit_note")
     _require_not_written_off(invoice, "debit_note")
     amount = _positive(amount_minor)
     debited = _settled(dataclasses.replace(invoice, debits_minor=invoice.debits_minor + amount))
     terms = _next_terms(debited)
+    if late_fee:
+        terms = terms.without_late_fee()
     return Applied(dataclasses.replace(debited, terms=terms), amount, 0, terms)
 
 

@@ -141,6 +141,21 @@ class Terms:
             raise InvalidTerms("terms version space exhausted", param="version")
         return dataclasses.replace(self, amount_due=amount_due, version=self.version + 1)
 
+    def without_late_fee(self) -> Terms:
+        """These terms charging no late fee (same version): what a version carries once a late fee
+        has been booked into its `amount_due` (formats.md, "Invoice arithmetic")."""
+        return dataclasses.replace(self, late_fee_bps=0, late_fee_period=0, late_fee_periods_max=0)
+
+    def with_late_fee_of(self, source: Terms) -> Terms:
+        """These terms charging the late fee of `source` (same version): a booked late fee that is
+        reversed gives it back."""
+        return dataclasses.replace(
+            self,
+            late_fee_bps=source.late_fee_bps,
+            late_fee_period=source.late_fee_period,
+            late_fee_periods_max=source.late_fee_periods_max,
+        )
+
 
 def parse_uint_string(value: object, name: str) -> int:
     """A canonical unsigned decimal string ("0" or no leading zeros) to int."""

@@ -23,6 +23,7 @@ from ledger import invoices as rules
 from ledger.entries import EntryKind, build_document
 from ledger.errors import CurrencyMismatch, InvoiceError
 from ledger.money import currency_code
+from ledger.terms import Terms
 
 NoteKind = Literal["credit_note", "debit_note"]
 _PREFIX = {"credit_note": "cn", "debit_note": "dn"}
@@ -50,8 +51,17 @@ def create_note(
     currency: str | None = None,
     allow_customer_credit: bool = False,
     metadata: dict[str, str] | None = None,
+    late_fee: bool = False,
+    late_fee_of: Terms | None = None,
 ) -> InvoiceNote:
-    """Apply a credit or debit note to a finalized invoice (in the caller's transaction)."""
+    """Apply a credit or debit note to a finalized invoice (in the caller's transaction).
+
+    For the reconciler only: `late_fee` marks a debit note booking the late fee the settlement
+    contract computed (the next terms charge none), `late_fee_of` a credit note reversing one (the
+    next terms charge the late fee of those terms again); see `ledger.invoices.apply_debit_note`.
+    """
+    if (late_fee and kind != "debit_note") or (late_fee_of is not None and kind != "credit_note"):
+        raise InvoiceError("late_fee goes with a debit note, late_fee_of with a credit note")
     invoice = invoice_service.get_invoice(session, invoice_id=invoice_id, for_update=True)
     if currency is not None and currency_code(currency) != invoice.currency:
         raise CurrencyMismatch(f"invoice {invoice.id} is in {invoice.currency}, not {currency}", param="currency")
@@ -59,7 +69,9 @@ def create_note(
     totals = rules.compute_totals(items)
     state = invoice_service.rules_state(invoice)
     if kind == "credit_note":
-        outcome = rules.apply_credit_note(state, totals.total_minor, allow_customer_credit=allow_customer_credit)
+        outcome = rules.apply_credit_note(
+            state, totals.total_minor, allow_customer_credit=allow_customer_credit, late_fee_of=late_fee_of
+        )
         # Revenue and tax go back in full; the receivable only by what was applied to the invoice.
         posting = [
             Line(Account.REVENUE, totals.subtotal_minor),
@@ -68,7 +80,7 @@ def create_note(
             Line(Account.CUSTOMER_CREDIT, -outcome.to_customer_credit_minor),
         ]
     else:
-        outcome = rules.apply_debit_note(state, totals.total_minor)
+        outcome = rules.apply_debit_note(state, totals.total_minor, late_fee=late_fee)
         posting = [
             Line(Account.RECEIVABLE, totals.total_minor),
             Line(Account.REVENUE, -totals.subtotal_minor),

@@ -9,8 +9,11 @@ the caller's transaction (the reconciler's step, or an API request).
 What the settlement contract computed is booked exactly: when an InvoicePaid completes the
 invoice on-chain inside the discount window, the discount the contract granted is a credit note
 ("early-payment discount") booked before the payment; when a payment made after the due date
-carries a late fee beyond the invoice's balance, the fee is a debit note ("late fee") booked
-before it. Both are undone (by the opposite note) if the payment is reversed.
+covers the invoice's balance, the late fee the contract computed (less late fees already booked)
+is a debit note ("late fee") booked before it, and the terms version that note makes charges no
+late fee (its amount due includes the fee: the contract would charge the fee on the fee). Both
+are undone (by the opposite note) if the payment is reversed; a reversed late fee gives the next
+terms the late fee back.
 
 A payment parked in suspense whose token is registered is posted crypto clearing / suspense, so
 the journal holds the money until someone applies it (the suspense posting is then reversed and
@@ -269,7 +272,7 @@ def _book_settlement(session: Session, ctx: Context, row: ChainPayment, facts: d
             lines=[{"description": f"{label} (terms v{terms.version})", "quantity": 1,
                     "unit_amount_minor": abs(adjustment), "tax_bps": 0}],
             reason=f"{label.lower()} computed by InvoiceSettlement, tx {to_hex(bytes(row.tx_hash))}",
-            metadata={"chain_payment": row.id},
+            metadata={"chain_payment": row.id}, late_fee=adjustment > 0,
         )  # fmt: skip
         row.adjustment_minor, row.adjustment_note_id = adjustment, note.id
     _book(session, ctx, row, invoice.id, method="onchain")
@@ -289,24 +292,29 @@ def _terms_version(session: Session, invoice: Invoice, version: int) -> Terms:
 
 def _adjustment(session: Session, info: TokenInfo, terms: Terms, row: ChainPayment, invoice: Invoice) -> int:
     """The discount (< 0) or late fee (> 0) in minor units the contract applied, as far as the
-    ledger's balance shows it; 0 for none."""
+    ledger's balance shows it; 0 for none.
+
+    The late fee is booked once a late payment covers the balance (the fee accrues on what is
+    owed; a smaller payment leaves the contract counting it), in full: the version the note makes
+    charges no late fee, so a fee left out now would never be charged."""
     moment = int(row.block_timestamp)
     delta_token = amount_due_at(terms, moment) - terms.amount_due
     balance, amount = amount_due(invoice), int(row.amount_minor or 0)
     if delta_token < 0 and amount < balance:
         completes = remaining_at(terms, moment, int(row.total_paid_token or 0)) == 0
         return -min(balance - amount, _floor_minor(info, -delta_token)) if completes else 0
-    if delta_token > 0 and amount > balance:
-        charged = _late_fees_charged(session, invoice, row)
-        return max(0, min(amount - balance, _floor_minor(info, delta_token) - charged))
+    if delta_token > 0 and amount >= balance:
+        charged = _late_fees_charged(session, invoice.id, row.id)
+        return max(0, _floor_minor(info, delta_token) - charged)
     return 0
 
 
-def _late_fees_charged(session: Session, invoice: Invoice, row: ChainPayment) -> int:
+def _late_fees_charged(session: Session, invoice_id: str, chain_payment_id: str) -> int:
+    """Late fees booked on the invoice by its other standing chain payments."""
     total = session.scalar(
         select(func.coalesce(func.sum(ChainPayment.adjustment_minor), 0))
-        .where(ChainPayment.invoice_id == invoice.id, ChainPayment.status == "booked",
-               ChainPayment.adjustment_minor > 0, ChainPayment.id != row.id)
+        .where(ChainPayment.invoice_id == invoice_id, ChainPayment.status == "booked",
+               ChainPayment.adjustment_minor > 0, ChainPayment.id != chain_payment_id)
     )  # fmt: skip
     return int(total or 0)
 
@@ -442,8 +450,21 @@ def _unbook(session: Session, ctx: Context, row: ChainPayment, reason: str) -> N
             session, ledger_id=ctx.ledger_id, kind=kind, invoice_id=row.invoice_id,
             lines=[{"description": label, "quantity": 1, "unit_amount_minor": abs(row.adjustment_minor), "tax_bps": 0}],
             reason=f"{label.lower()}: {reason}", allow_customer_credit=True, metadata={"chain_payment": row.id},
+            late_fee_of=_late_fee_to_restore(session, row),
         )  # fmt: skip
     row.payment_id, row.adjustment_minor, row.adjustment_note_id = None, 0, None
+
+
+def _late_fee_to_restore(session: Session, row: ChainPayment) -> Terms | None:
+    """The terms whose late fee comes back when `row`'s late fee is reversed: the version it was
+    computed under. None for a discount, or while another late fee stays booked on the invoice
+    (the terms then still hold that fee, and must not charge a fee on it)."""
+    if row.adjustment_minor <= 0 or row.invoice_id is None:
+        return None
+    if _late_fees_charged(session, row.invoice_id, row.id):
+        return None
+    invoice = session.scalars(select(Invoice).where(Invoice.id == row.invoice_id)).one()
+    return _terms_version(session, invoice, int(row.terms_version or 0))
 
 
 def orphan(session: Session, ctx: Context, row: ChainPayment, reason: str) -> None:

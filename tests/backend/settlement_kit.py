@@ -33,6 +33,7 @@ from backend.settlement.payer import Payer
 from backend.settlement.reconciler import Reconciler
 from backend.workers.anchorer import Anchorer, chain_connector
 from backend.workers.reconciler import build_reconciler
+from ledger.terms import Terms
 
 LEDGER_ID = "settle-test"
 USDC = 10**6  # one token (6 decimals)
@@ -128,6 +129,19 @@ class World:
         instructions = self.instructions(invoice_id)
         payer = Payer(self.w3, account, instructions["settlement_contract"])
         return payer.pay(request_from_json(instructions["request"]), amount)
+
+    def contract_view(self, invoice_id: str) -> tuple[int, int, int]:
+        """What the chain holds for the invoice's current terms: (the terms version LedgerAnchor has
+        for its key, `amountDueNow`, `remainingNow`) from InvoiceSettlement itself."""
+        invoice = self.get_invoice(invoice_id)
+        key = bytes.fromhex(invoice["invoice_key"][2:])
+        terms = list(Terms.from_document(invoice["terms"]).abi_tuple())
+        for position in (0, 1, 10):  # payee, token, payer: web3 wants checksummed addresses
+            terms[position] = self.w3.to_checksum_address(terms[position])
+        settlement = contract_at(self.w3, "InvoiceSettlement", self.addresses["InvoiceSettlement"])
+        anchor = contract_at(self.w3, "LedgerAnchor", self.addresses["LedgerAnchor"])
+        return (int(anchor.functions.termsVersion(key).call()), int(settlement.functions.amountDueNow(terms).call()),
+                int(settlement.functions.remainingNow(key, terms).call()))  # fmt: skip
 
     # --- workers -------------------------------------------------------------------------------
 

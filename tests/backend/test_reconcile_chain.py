@@ -92,6 +92,44 @@ def test_reorg_of_depth_3_reverses_the_payment_and_books_it_again_when_mined_aga
     world.anchor()  # the reversal and the second booking are anchored like everything else
 
 
+def test_a_reorged_late_payment_gives_the_late_fee_back_to_the_terms(world: World) -> None:
+    """The late-fee note's terms version charges no fee; when a reorg takes the payment (and so the
+    fee) away, the next version charges the original late fee again."""
+    payer = world.wallet()
+    now = world.block_timestamp()
+    options = {"late_fee_bps": 500, "late_fee_period_s": 86_400, "late_fee_periods_max": 1}
+    invoice = world.invoice(world.customer([payer.address]), 10_000, terms=options, due_date=now + 86_400)
+    world.anchor()
+    world.rpc("evm_increaseTime", [2 * 86_400])
+    world.rpc("anvil_mine", [1])
+    instructions = world.instructions(invoice["id"])
+    assert instructions["amount_token"] == str(105 * 10**6)
+    world.send(payer, world.token().functions.approve(world.w3.to_checksum_address(instructions["approval"]["spender"]),
+                                                      105 * 10**6))  # fmt: skip
+    world.rpc("anvil_mine", [2])
+    world.reconcile()
+    w3 = world.w3
+    settlement = contract_at(w3, "InvoiceSettlement", instructions["settlement_contract"])
+    call = settlement.functions.pay(request_from_json(instructions["request"]))
+    raw = payer.sign_transaction(call.build_transaction(
+        {"from": payer.address, "nonce": w3.eth.get_transaction_count(payer.address)})).raw_transaction  # fmt: skip
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw), poll_latency=0.01)
+    world.rpc("anvil_mine", [2])
+    world.reconcile()
+    charged = world.get_invoice(invoice["id"])
+    assert (charged["status"], charged["debited_minor"], charged["terms"]["late_fee_bps"]) == ("paid", 500, 0)
+
+    world.rpc("anvil_reorg", [3, []])
+    world.reconcile()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["debited_minor"], after["credited_minor"]) == (
+        "open", 0, 500, 500)  # fmt: skip
+    assert after["terms"] == {**invoice["terms"], "version": 3}  # the issued terms, late fee and all
+    world.anchor()
+    assert world.instructions(invoice["id"])["amount_token"] == str(105 * 10**6)
+    assert world.journal_balanced()
+
+
 def test_redelivered_logs_are_idempotent(world: World) -> None:
     payer, invoices = _open_invoices(world, 2)
     for invoice in invoices:

@@ -24,7 +24,9 @@ def test_partial_payments_then_the_rest(world: World) -> None:
     world.pay(invoice["id"], payer, 40 * USDC)
     world.reconcile()
     assert (world.get_invoice(invoice["id"])["status"], world.get_invoice(invoice["id"])["paid_minor"]) == (
-        "partially_paid", 4_000)
+        "partially_paid",
+        4_000,
+    )
     assert world.instructions(invoice["id"])["amount_token"] == str(60 * USDC)
     world.pay(invoice["id"], payer)
     world.reconcile()
@@ -78,6 +80,54 @@ def test_late_fee_is_a_debit_note_of_exactly_what_the_contract_added(world: Worl
     assert world.customer_row(invoice["customer"]).credit_balance_minor == 0
     (row,) = world.chain_payments()
     assert row.adjustment_minor == fee_minor and row.adjustment_note_id.startswith("dn_")
+    assert world.journal_balanced()
+
+
+def _late_invoice(world: World, payer: object, **terms: object) -> dict[str, object]:
+    """$100 due tomorrow, 5 % late fee charged once (one period of a day, at most one), now two
+    days late: the contract asks $105 whatever the exact block time."""
+    now = world.block_timestamp()
+    options = {"late_fee_bps": 500, "late_fee_period_s": DAY_S, "late_fee_periods_max": 1, **terms}
+    invoice = world.invoice(world.customer([payer.address]), 10_000, terms=options,  # type: ignore[attr-defined]
+                            due_date=now + DAY_S)  # fmt: skip
+    world.anchor()
+    world.rpc("evm_increaseTime", [2 * DAY_S])
+    world.rpc("anvil_mine", [1])
+    return invoice
+
+
+def test_a_booked_late_fee_is_never_charged_again_by_the_next_terms(world: World) -> None:
+    payer = world.wallet()
+    invoice = _late_invoice(world, payer)
+    assert world.instructions(invoice["id"])["amount_token"] == str(105 * USDC)
+    world.pay(invoice["id"], payer)
+    world.settle()  # the late-fee debit note's terms version 2 is anchored: the contract now checks v2
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["debited_minor"]) == ("paid", 10_500, 500)
+    terms = after["terms"]
+    assert (terms["version"], terms["amount_due"]) == (2, str(105 * USDC))
+    assert (terms["late_fee_bps"], terms["late_fee_period"], terms["late_fee_periods_max"]) == (0, 0, 0)
+    # v2 kept the 5 %, the contract would ask $110.25 and see $5.25 left on a paid invoice.
+    assert world.contract_view(invoice["id"]) == (2, 105 * USDC, 0)
+    assert world.customer_row(invoice["customer"]).credit_balance_minor == 0
+    assert world.journal_balanced()
+
+
+def test_a_late_payment_of_the_principal_books_the_whole_fee_and_the_contract_asks_just_that(world: World) -> None:
+    payer = world.wallet()
+    invoice = _late_invoice(world, payer, partial_allowed=True)
+    world.pay(invoice["id"], payer, 100 * USDC)  # the balance, not the fee
+    world.settle()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["debited_minor"]) == ("partially_paid", 10_000, 500)
+    assert world.contract_view(invoice["id"]) == (2, 105 * USDC, 5 * USDC)
+    assert world.instructions(invoice["id"])["amount_token"] == str(5 * USDC)  # the ledger's $5.00 balance
+    world.pay(invoice["id"], payer)
+    world.settle()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["debited_minor"]) == ("paid", 10_500, 500)
+    assert world.contract_view(invoice["id"]) == (2, 105 * USDC, 0)
+    assert [row.adjustment_minor for row in world.chain_payments()] == [500, 0]
     assert world.journal_balanced()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,6 +35,7 @@ from ledger.invoices import (
     set_lines,
     void,
 )
+from ledger.terms import amount_due_at
 
 S = InvoiceStatus
 DECIMALS = 6  # token decimals; usd has 2, so 1 minor unit = 10**4 token units
@@ -161,6 +164,24 @@ def test_debit_notes_raise_what_is_due() -> None:
     raised = apply_debit_note(paid, 500)
     assert raised.invoice.status is S.PARTIALLY_PAID and raised.invoice.balance_minor == 500
     assert raised.terms is not None and raised.terms.amount_due == 11_500 * 10**4
+
+
+def test_a_late_fee_note_gives_terms_that_charge_no_fee_and_its_reversal_gives_the_fee_back() -> None:
+    """The contract computes the late fee on `amount_due`: a version whose amount already holds a
+    booked fee must charge none, or the fee is charged on the fee."""
+    invoice = issued()
+    late = invoice.terms.due_date + 1  # type: ignore[union-attr]
+    fee = amount_due_at(invoice.terms, late) - invoice.terms.amount_due  # type: ignore[arg-type, union-attr]
+    assert fee == 110 * 10**4  # 1 % of $110.00: $1.10 in token units
+    charged = apply_debit_note(invoice, fee // 10**4, late_fee=True)
+    assert charged.terms is not None and charged.terms.amount_due == invoice.terms.amount_due + fee  # type: ignore[union-attr]
+    assert (charged.terms.late_fee_bps, charged.terms.late_fee_period, charged.terms.late_fee_periods_max) == (0, 0, 0)
+    assert amount_due_at(charged.terms, late + 10**9) == charged.terms.amount_due
+    other = apply_debit_note(invoice, 11)  # a debit note for anything else keeps the late fee
+    assert other.terms is not None and other.terms.late_fee_bps == invoice.terms.late_fee_bps  # type: ignore[union-attr]
+    back = apply_credit_note(charged.invoice, fee // 10**4, allow_customer_credit=False, late_fee_of=invoice.terms)
+    assert back.terms is not None and back.terms.version == 3
+    assert back.terms == dataclasses.replace(invoice.terms, version=3)  # type: ignore[arg-type]
 
 
 def test_payments_and_reversals() -> None:
