@@ -15,6 +15,12 @@ late fee (its amount due includes the fee: the contract would charge the fee on 
 are undone (by the opposite note) if the payment is reversed; a reversed late fee gives the next
 terms the late fee back.
 
+An InvoicePaid that completes its terms paid exactly what the contract asked, and is always booked:
+when a discount or late fee made that a fraction of a minor unit (a 6-decimal token on a cent
+currency), the payment is its floor in minor units, the adjustment note closes the invoice, and the
+remainder (under one minor unit) stays on the chain payment (`amount_token`), never in the journal,
+which holds whole minor units. An amount the payer chose (a partial payment) must convert exactly.
+
 A payment parked in suspense whose token is registered is posted crypto clearing / suspense, so
 the journal holds the money until someone applies it (the suspense posting is then reversed and
 the payment booked as usual).
@@ -182,6 +188,22 @@ def _floor_minor(info: TokenInfo, amount_token: int) -> int:
     return amount_token * 10 ** (exponent - info.decimals)
 
 
+def _ceil_minor(info: TokenInfo, amount_token: int) -> int:
+    return -_floor_minor(info, -amount_token)
+
+
+def _settlement_minor(info: TokenInfo, terms: Terms, row: ChainPayment) -> int:
+    """An InvoicePaid's amount in minor units. One that completes its terms (the contract's total
+    paid under the key reached what the terms ask at the block) paid exactly what the contract
+    asked: parking it would leave a customer who did everything right with an open invoice, so it
+    is booked at the floor, and the adjustment note makes up the rest of the invoice. Any other
+    amount was the payer's choice and converts exactly or is parked."""
+    amount_token = int(row.amount_token)
+    if remaining_at(terms, int(row.block_timestamp), int(row.total_paid_token or 0)) == 0:
+        return _floor_minor(info, amount_token)
+    return _minor(info, amount_token)
+
+
 def reference_of(row: ChainPayment) -> str:
     base = f"{row.chain_id}:{to_hex(bytes(row.tx_hash))}:{row.log_index}"
     return base if row.bookings == 0 else f"{base}#{row.bookings + 1}"
@@ -261,8 +283,8 @@ def _book_settlement(session: Session, ctx: Context, row: ChainPayment, facts: d
     if info.currency != invoice.currency:
         raise Parked("token_currency_mismatch", f"{row.token} stands for {info.currency}, the invoice is in "
                      f"{invoice.currency}", [invoice])  # fmt: skip
-    _learn(row, facts, amount_minor=_minor(info, int(row.amount_token)))
     terms = _terms_version(session, invoice, int(row.terms_version or 0))
+    _learn(row, facts, amount_minor=_settlement_minor(info, terms, row))
     adjustment = _adjustment(session, info, terms, row, invoice)
     if adjustment:
         kind = "debit_note" if adjustment > 0 else "credit_note"
@@ -292,7 +314,8 @@ def _terms_version(session: Session, invoice: Invoice, version: int) -> Terms:
 
 def _adjustment(session: Session, info: TokenInfo, terms: Terms, row: ChainPayment, invoice: Invoice) -> int:
     """The discount (< 0) or late fee (> 0) in minor units the contract applied, as far as the
-    ledger's balance shows it; 0 for none.
+    ledger's balance shows it; 0 for none. The payment being booked at the floor of what the
+    contract asked, the discount is rounded up and the fee down: the note closes the invoice.
 
     The late fee is booked once a late payment covers the balance (the fee accrues on what is
     owed; a smaller payment leaves the contract counting it), in full: the version the note makes
@@ -302,7 +325,7 @@ def _adjustment(session: Session, info: TokenInfo, terms: Terms, row: ChainPayme
     balance, amount = amount_due(invoice), int(row.amount_minor or 0)
     if delta_token < 0 and amount < balance:
         completes = remaining_at(terms, moment, int(row.total_paid_token or 0)) == 0
-        return -min(balance - amount, _floor_minor(info, -delta_token)) if completes else 0
+        return -min(balance - amount, _ceil_minor(info, -delta_token)) if completes else 0
     if delta_token > 0 and amount >= balance:
         charged = _late_fees_charged(session, invoice.id, row.id)
         return max(0, _floor_minor(info, delta_token) - charged)
@@ -500,15 +523,17 @@ def manual_apply(session: Session, *, ledger_id: str, chain_payment_id: str, inv
     invoice = session.scalars(select(Invoice).where(Invoice.id == invoice_id)).one_or_none()
     if invoice is None:
         raise NotFound(f"no invoice {invoice_id}", param="invoice")
-    try:
-        amount_minor = _minor(info, int(row.amount_token))
-    except Parked as parked:
-        raise Conflict(parked.detail, code="inexact_amount", param="id") from parked
-    _release_suspense(session, ctx, row)  # with the values it was parked at
-    row.currency, row.amount_minor = info.currency, amount_minor
     bound = row.source == "settlement" and row.invoice_key is not None and invoice.invoice_key == row.invoice_key
+    _release_suspense(session, ctx, row)  # with the values it was parked at
     row.applied_by = "manual"
-    _book(session, ctx, row, invoice.id, method="onchain" if bound else "transfer")
+    try:
+        if bound:  # the contract's own invoice: booked as the reconciler books it (discount, fee, floor)
+            _book_settlement(session, ctx, row, {})
+        else:
+            row.currency, row.amount_minor = info.currency, _minor(info, int(row.amount_token))
+            _book(session, ctx, row, invoice.id, method="transfer")
+    except Parked as parked:  # the request's transaction is rolled back: nothing was released
+        raise Conflict(parked.detail, code=parked.reason, param="id") from parked
     return row
 
 

@@ -1,4 +1,4 @@
-"""On anvil and PostgreSQL, payments are booked exactly as the contract computed them: partial, early-payment discount, late fee, after a credit note, off-chain then on-chain; plain transfers matched, overpaid to credit, or parked."""  # noqa: E501
+"""On anvil and PostgreSQL, payments are booked exactly as the contract computed them: partial, early-payment discount, late fee (charged once), fractions of a cent, after a credit note, off-chain then on-chain; plain transfers matched, overpaid to credit, or parked."""  # noqa: E501
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 from settlement_kit import DAY_S, USDC, World, make_world
+from sqlalchemy import select
 
+from backend.db import transaction
+from backend.models import ChainPayment
+from backend.settlement import booking
 from ledger.terms import Terms, amount_due_at
 
 
@@ -230,6 +234,69 @@ def test_ambiguous_transfer_parks_with_suggestions_then_manual_apply_and_unapply
     assert world.journal_balanced()
     balances = {(item["account"], item["currency"]): item for item in world.api("GET", "/v1/journal/balances")["data"]}
     assert balances.get(("suspense", "usd"), {}).get("balance_minor", 0) == 0
+
+
+def test_a_discount_of_a_fraction_of_a_cent_is_booked_and_settles_the_invoice(world: World) -> None:
+    """$1.23 at 2.5 %: the contract asks 1,199,250 token units ($1.19925). Paid in full, the invoice
+    is paid: $1.19 booked, a $0.04 discount note, the $0.00925 remainder kept on the chain payment."""
+    payer = world.wallet()
+    now = world.block_timestamp()
+    terms = {"discount_bps": 250, "discount_deadline": now + 5 * DAY_S}
+    invoice = world.invoice(world.customer([payer.address]), 123, terms=terms, due_date=now + 30 * DAY_S)
+    world.anchor()
+    assert world.instructions(invoice["id"])["amount_token"] == "1199250"
+    world.pay(invoice["id"], payer)
+    world.settle()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["credited_minor"]) == ("paid", 119, 4)
+    (row,) = world.chain_payments()
+    assert (row.status, row.amount_token, row.amount_minor, row.adjustment_minor) == ("booked", "1199250", 119, -4)
+    assert int(row.amount_token) - row.amount_minor * 10**4 == 9_250  # under one cent, on the row
+    assert world.contract_view(invoice["id"])[2] == 0  # the contract agrees nothing is left
+    assert world.journal_balanced()
+    assert world.api("GET", "/v1/suspense")["data"] == []
+
+
+def test_a_late_fee_of_a_fraction_of_a_cent_is_booked_and_settles_the_invoice(world: World) -> None:
+    payer = world.wallet()
+    now = world.block_timestamp()
+    options = {"late_fee_bps": 500, "late_fee_period_s": DAY_S, "late_fee_periods_max": 1}
+    invoice = world.invoice(world.customer([payer.address]), 123, terms=options, due_date=now + DAY_S)
+    world.anchor()
+    world.rpc("evm_increaseTime", [2 * DAY_S])
+    world.rpc("anvil_mine", [1])
+    assert world.instructions(invoice["id"])["amount_token"] == "1291500"  # $1.2915
+    world.pay(invoice["id"], payer)
+    world.settle()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["debited_minor"]) == ("paid", 129, 6)
+    assert world.contract_view(invoice["id"]) == (2, 1_290_000, 0)
+    assert world.journal_balanced()
+
+
+def test_a_parked_payment_of_what_the_contract_asked_can_be_applied(world: World) -> None:
+    """A bound InvoicePaid in suspense (as earlier versions parked inexact amounts) is applied by
+    the back office exactly as the reconciler books it: discount note, floor, invoice paid."""
+    payer = world.wallet()
+    now = world.block_timestamp()
+    terms = {"discount_bps": 250, "discount_deadline": now + 5 * DAY_S}
+    invoice = world.invoice(world.customer([payer.address]), 123, terms=terms, due_date=now + 30 * DAY_S)
+    world.anchor()
+    world.pay(invoice["id"], payer)
+    world.reconcile()
+    (row,) = world.chain_payments()
+    with transaction(world.sessions) as session:
+        parked = session.scalars(select(ChainPayment).where(ChainPayment.id == row.id)).one()
+        context = booking.Context(ledger_id=world.settings.ledger_id, chain_id=parked.chain_id)
+        booking.orphan(session, context, parked, "test: undo the booking")
+        parked.amount_minor = None
+        booking._park(session, context, parked, booking.Parked("inexact_amount", "1199250 is not whole cents"))
+    assert world.get_invoice(invoice["id"])["status"] == "open"
+    applied = world.api("POST", f"/v1/chain_payments/{row.id}/apply", {"invoice": invoice["id"]})
+    assert (applied["status"], applied["amount_minor"], applied["adjustment_minor"]) == ("booked", 119, -4)
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"]) == ("paid", 119)
+    assert world.journal_balanced()
 
 
 def test_an_onchain_amount_that_is_not_whole_cents_is_parked_never_rounded(world: World) -> None:
