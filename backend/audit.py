@@ -374,6 +374,8 @@ def replay_invoice_entry(replays: dict[str, InvoiceReplay], document: Any) -> No
     elif kind is EntryKind.PAYMENT_REVERSED:
         state.payments_minor -= state.applied_by_payment.pop(str(document.get("payment_id")), 0)
     elif kind is EntryKind.WRITE_OFF:
+        # One per write-off, and one more per payment booked before it and reversed after it
+        # (ledger.invoices.reverse_payment): the sum is what the invoice has written off.
         state.written_off_minor += amount
 
 

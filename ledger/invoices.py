@@ -9,7 +9,9 @@ Lifecycle::
     draft|open --void--> void                      (no payment booked; void is final)
     open|partially_paid --mark_uncollectible--> uncollectible --payment (to zero)--> paid
 
-Credit notes, debit notes and reversals move an invoice between open, partially_paid and paid.
+Credit notes, debit notes and reversals move an invoice between open, partially_paid and paid. A
+written-off invoice never leaves uncollectible and paid; reversing a payment booked before the
+write-off writes its amount off too (`reverse_payment`).
 
 Tax rounding, stated once: tax is computed **per line**, `tax_minor = round_half_up(net_minor *
 tax_bps / 10000)` in integers, i.e. `(net_minor * tax_bps + 5000) // 10000` (amounts are never
@@ -342,8 +344,14 @@ def apply_payment(invoice: Invoice, amount_minor: int, *, onchain: bool) -> Appl
     return Applied(paid, applied, amount - applied, terms)
 
 
-def reverse_payment(invoice: Invoice, amount_minor: int, *, onchain: bool) -> Applied:
-    """Reverse (part of) a booked payment: a bounced transfer, or a chain reorg."""
+def reverse_payment(invoice: Invoice, amount_minor: int, *, onchain: bool, before_write_off: bool) -> Applied:
+    """Reverse (part of) a booked payment: a bounced transfer, or a chain reorg.
+
+    `before_write_off`: the payment was booked before the invoice was written off. The write-off
+    took only the balance left after it, so once the payment is gone its amount is owed by an
+    invoice whose terms are cancelled for good: it is written off too (`written_off_minor` grows
+    by it; the backend appends a `write_off` entry and posts it to bad debt). Reversing a payment
+    booked after the write-off undoes a recovery: what is written off stays as it was."""
     _require(invoice, "reverse_payment")
     amount = _positive(amount_minor)
     limit = invoice.paid_onchain_minor if onchain else invoice.payments_minor - invoice.paid_onchain_minor
@@ -352,11 +360,13 @@ def reverse_payment(invoice: Invoice, amount_minor: int, *, onchain: bool) -> Ap
             f"cannot reverse {amount}; {limit} booked {'on' if onchain else 'off'}-chain",
             param="amount_minor",
         )
+    written_off = invoice.written_off_minor > 0 and before_write_off
     reversed_ = _settled(
         dataclasses.replace(
             invoice,
             payments_minor=invoice.payments_minor - amount,
             paid_onchain_minor=invoice.paid_onchain_minor - (amount if onchain else 0),
+            written_off_minor=invoice.written_off_minor + (amount if written_off else 0),
         )
     )
     terms = None

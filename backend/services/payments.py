@@ -144,13 +144,27 @@ def book_payment(
 
 def reverse_payment(session: Session, *, ledger_id: str, payment_id: str, reason: str = "") -> Payment:
     """Undo a booking exactly: `payment_reversed`, the opposite journal lines, the invoice reopened
-    for what the payment had applied (off-chain: and a new terms version)."""
+    for what the payment had applied (off-chain: and a new terms version).
+
+    On a written-off invoice, a payment booked before the write-off had settled receivable that
+    the write-off then left alone: its amount is written off too (a `write_off` entry, bad debt
+    against the receivable it reopened), or the receivable would keep it for good and a full
+    recovery would leave bad debt below zero."""
     payment = get_payment(session, payment_id=payment_id)
     payment = session.scalars(select(Payment).where(Payment.id == payment.id).with_for_update()).one()
     if payment.status != "succeeded":
         raise Conflict(f"payment {payment.id} is already reversed", code="payment_already_reversed")
     invoice = invoice_service.get_invoice(session, invoice_id=payment.invoice_id or "", for_update=True)
     onchain = payment.method == "onchain"
+    written_off_before = invoice.written_off_minor
+    booked = [
+        Line(Account(account), -int(amount))
+        for account, amount in session.execute(
+            select(JournalLine.account, JournalLine.amount_minor).where(JournalLine.payment_id == payment.id)
+        )
+    ]
+    # Booked before the write-off, a payment settled receivable; after it, it recovered bad debt.
+    before_write_off = any(line.account is Account.RECEIVABLE for line in booked)
     created = now_s()
     documents = []
     envelope = invoice_service.envelope(invoice, ledger_id, created)
@@ -166,7 +180,12 @@ def reverse_payment(session: Session, *, ledger_id: str, payment_id: str, reason
         )
     )
     if payment.applied_minor:
-        outcome = rules.reverse_payment(invoice_service.rules_state(invoice), payment.applied_minor, onchain=onchain)
+        outcome = rules.reverse_payment(
+            invoice_service.rules_state(invoice),
+            payment.applied_minor,
+            onchain=onchain,
+            before_write_off=before_write_off,
+        )
         if outcome.terms is not None:
             documents.append(
                 build_document(
@@ -174,27 +193,27 @@ def reverse_payment(session: Session, *, ledger_id: str, payment_id: str, reason
                 )
             )
         invoice_service.store_state(invoice, outcome.invoice, created)
+    written_off = invoice.written_off_minor - written_off_before
+    if written_off:  # appended last: its journal lines go with entries[-1]
+        documents.append(
+            build_document(
+                EntryKind.WRITE_OFF,
+                currency=invoice.currency,
+                amount_minor=written_off,
+                reason=f"payment {payment.id}, booked before the write-off, reversed",
+                **envelope,
+            )
+        )
     if payment.to_credit_minor:
         add_customer_credit(session, payment.customer_id, -payment.to_credit_minor)
     payment.status, payment.reversed_at = "reversed", created
-    booked = [
-        Line(Account(account), -int(amount))
-        for account, amount in session.execute(
-            select(JournalLine.account, JournalLine.amount_minor).where(JournalLine.payment_id == payment.id)
-        )
-    ]
     session.flush()
     entries = invoice_service.append_for(session, ledger_id=ledger_id, row=invoice, documents=documents)
     payment.reversal_entry_sequence = entries[0].sequence
-    journal.post(
-        session,
-        ledger_id=ledger_id,
-        currency=payment.currency,
-        lines=booked,
-        created=created,
-        entry_sequence=entries[0].sequence,
-        customer_id=invoice.customer_id,
-        invoice_id=invoice.id,
-        payment_id=payment.id,
-    )
+    postings = [journal.Posting(payment.currency, booked, entries[0].sequence, invoice.customer_id, invoice.id,
+                                payment.id)]  # fmt: skip
+    if written_off:
+        lines = [Line(Account.BAD_DEBT, written_off), Line(Account.RECEIVABLE, -written_off)]
+        postings.append(journal.Posting(invoice.currency, lines, entries[-1].sequence, invoice.customer_id, invoice.id))
+    journal.post_many(session, ledger_id=ledger_id, created=created, postings=postings)
     return payment

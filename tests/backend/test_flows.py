@@ -10,6 +10,7 @@ from api_support import PAYEE, TOKEN, Api
 from typer.testing import CliRunner
 
 from backend import cli_keys
+from backend.audit import database_input, run_audit
 from backend.services.keys import ensure_admin_key
 from ledger import merkle
 from ledger.canonical import canonical_json
@@ -129,6 +130,40 @@ def test_void_and_write_off(any_api: Api) -> None:
     assert any_api.get(f"/v1/invoices/{bad}").json()["status"] == "paid"
     books = assert_books_balance(any_api)
     assert books[("bad_debt", "usd")] == 0 and books[("cash", "usd")] == 11000
+
+
+def test_a_payment_reversed_after_the_write_off_goes_to_bad_debt_and_the_audit_agrees(any_api: Api) -> None:
+    """Pay 40, write off 60, reverse the 40, recover 100: the receivable ends at zero and so does
+    bad debt (nothing was lost), `written_off_minor` says 100, and the audit replays it all."""
+    customer = any_api.customer()["id"]
+    lines = [{"description": "Work", "unit_amount_minor": 100}]
+    invoice = any_api.post("/v1/invoices", {"customer": customer, "finalize": True, "lines": lines}).json()
+
+    def pay(amount_minor: int, reference: str) -> str:
+        body = {"invoice": invoice["id"], "amount_minor": amount_minor, "currency": "usd", "method": "bank",
+                "reference": reference}  # fmt: skip
+        reply = any_api.post("/v1/payments", body)
+        assert reply.status_code == 200, reply.text
+        return str(reply.json()["id"])
+
+    early = pay(40, "wire-40")
+    assert any_api.post(f"/v1/invoices/{invoice['id']}/mark_uncollectible").json()["written_off_minor"] == 60
+    reply = any_api.post(f"/v1/payments/{early}/reverse", {"reason": "returned by the bank"})
+    assert reply.status_code == 200, reply.text
+    after = any_api.get(f"/v1/invoices/{invoice['id']}").json()
+    assert (after["status"], after["written_off_minor"], after["amount_due_minor"]) == ("uncollectible", 100, 100)
+    books = assert_books_balance(any_api)
+    assert (books.get(("accounts_receivable", "usd"), 0), books[("bad_debt", "usd")]) == (0, 100)
+    kinds = [entry["kind"] for entry in entries_of(any_api, invoice["id"])]
+    assert kinds == ["invoice_issued", "payment_booked", "terms_updated", "write_off", "payment_reversed", "write_off"]
+
+    pay(100, "wire-100")
+    assert any_api.get(f"/v1/invoices/{invoice['id']}").json()["status"] == "paid"
+    books = assert_books_balance(any_api)
+    assert (books.get(("accounts_receivable", "usd"), 0), books.get(("bad_debt", "usd"), 0)) == (0, 0)
+    assert books[("cash", "usd")] == 100
+    report = run_audit(database_input(any_api.app.state.tally.sessions, "test-ledger"), chain=None)
+    assert (report.ok, report.findings, report.invoices) == (True, [], 1)
 
 
 def test_settlement_terms_in_token_units(any_api: Api) -> None:

@@ -10,15 +10,18 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from settlement_kit import World, make_world
 from sqlalchemy import select, update
 from web3.exceptions import TransactionNotFound
 
+from backend.audit import database_input, run_audit
 from backend.chain.client import contract_at
 from backend.db import transaction
 from backend.models import ChainCursor, Payment
+from backend.services.journal import journal_totals
 from backend.settings import REPO_ROOT
 from backend.settlement import booking
 from backend.settlement.chainlogs import ChainReader
@@ -92,6 +95,58 @@ def test_reorg_of_depth_3_reverses_the_payment_and_books_it_again_when_mined_aga
     world.anchor()  # the reversal and the second booking are anchored like everything else
 
 
+def _pay_where_a_reorg_of_3_reaches(world: World, payer: Any, invoice_id: str, amount: int | None = None) -> None:
+    """Pay through InvoiceSettlement in a block that `anvil_reorg [3, []]` removes, and book it (the
+    reconciler has stored a block below it, so it repairs the reorg instead of starting over)."""
+    instructions = world.instructions(invoice_id)
+    amount = int(instructions["amount_token"]) if amount is None else amount
+    world.send(payer, world.token().functions.approve(world.w3.to_checksum_address(instructions["approval"]["spender"]),
+                                                      amount))  # fmt: skip
+    world.rpc("anvil_mine", [2])
+    world.reconcile()
+    w3 = world.w3
+    settlement = contract_at(w3, "InvoiceSettlement", instructions["settlement_contract"])
+    call = settlement.functions.pay(request_from_json(instructions["request"], amount))
+    raw = payer.sign_transaction(call.build_transaction(
+        {"from": payer.address, "nonce": w3.eth.get_transaction_count(payer.address)})).raw_transaction  # fmt: skip
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw), poll_latency=0.01)
+    world.rpc("anvil_mine", [2])
+    world.reconcile()
+
+
+def test_a_payment_reorged_away_after_the_write_off_is_written_off_too(world: World) -> None:
+    """Pay 40 on-chain, write off 60, a reorg takes the 40 away: all 100 is bad debt, nothing stays
+    in the receivable; a full recovery then brings bad debt back to zero, and the audit agrees."""
+    payer = world.wallet()
+    invoice = world.invoice(world.customer([payer.address]), 10_000, terms={"partial_allowed": True})
+    world.anchor()
+    _pay_where_a_reorg_of_3_reaches(world, payer, invoice["id"], 40 * 10**6)
+    assert world.get_invoice(invoice["id"])["paid_minor"] == 4_000
+    world.api("POST", f"/v1/invoices/{invoice['id']}/mark_uncollectible")
+
+    world.rpc("anvil_reorg", [3, []])
+    world.reconcile()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["written_off_minor"]) == ("uncollectible", 0, 10_000)
+    assert [row.status for row in world.chain_payments()] == ["reversed"]
+    books = _books(world)
+    assert (books.get("accounts_receivable", 0), books["bad_debt"]) == (0, 10_000)
+
+    world.api("POST", "/v1/payments", {"invoice": invoice["id"], "amount_minor": 10_000, "currency": "usd",
+                                       "method": "bank", "reference": "recovered"})  # fmt: skip
+    assert world.get_invoice(invoice["id"])["status"] == "paid"
+    books = _books(world)
+    assert (books.get("accounts_receivable", 0), books.get("bad_debt", 0)) == (0, 0)
+    assert world.journal_balanced()
+    report = run_audit(database_input(world.sessions, world.settings.ledger_id), chain=None)
+    assert (report.ok, report.findings) == (True, [])
+
+
+def _books(world: World) -> dict[str, int]:
+    with transaction(world.sessions) as session:
+        return {account: total for (account, _), total in journal_totals(session).items()}
+
+
 def test_a_reorged_late_payment_gives_the_late_fee_back_to_the_terms(world: World) -> None:
     """The late-fee note's terms version charges no fee; when a reorg takes the payment (and so the
     fee) away, the next version charges the original late fee again."""
@@ -102,20 +157,8 @@ def test_a_reorged_late_payment_gives_the_late_fee_back_to_the_terms(world: Worl
     world.anchor()
     world.rpc("evm_increaseTime", [2 * 86_400])
     world.rpc("anvil_mine", [1])
-    instructions = world.instructions(invoice["id"])
-    assert instructions["amount_token"] == str(105 * 10**6)
-    world.send(payer, world.token().functions.approve(world.w3.to_checksum_address(instructions["approval"]["spender"]),
-                                                      105 * 10**6))  # fmt: skip
-    world.rpc("anvil_mine", [2])
-    world.reconcile()
-    w3 = world.w3
-    settlement = contract_at(w3, "InvoiceSettlement", instructions["settlement_contract"])
-    call = settlement.functions.pay(request_from_json(instructions["request"]))
-    raw = payer.sign_transaction(call.build_transaction(
-        {"from": payer.address, "nonce": w3.eth.get_transaction_count(payer.address)})).raw_transaction  # fmt: skip
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw), poll_latency=0.01)
-    world.rpc("anvil_mine", [2])
-    world.reconcile()
+    assert world.instructions(invoice["id"])["amount_token"] == str(105 * 10**6)
+    _pay_where_a_reorg_of_3_reaches(world, payer, invoice["id"])
     charged = world.get_invoice(invoice["id"])
     assert (charged["status"], charged["debited_minor"], charged["terms"]["late_fee_bps"]) == ("paid", 500, 0)
 

@@ -138,12 +138,32 @@ def test_a_written_off_invoice_never_reopens_or_gets_new_terms() -> None:
     on-chain, and LedgerAnchor refuses a version below the cancelled one."""
     recovered = apply_payment(mark_uncollectible(issued()), 11_000, onchain=False).invoice
     assert recovered.status is S.PAID
-    reversed_ = reverse_payment(recovered, 11_000, onchain=False)
+    reversed_ = reverse_payment(recovered, 11_000, onchain=False, before_write_off=False)
     assert (reversed_.invoice.status, reversed_.terms) == (S.UNCOLLECTIBLE, None)
     assert reversed_.invoice.balance_minor == 11_000
     for note in (lambda i: apply_debit_note(i, 1), lambda i: apply_credit_note(i, 1, allow_customer_credit=True)):
         with pytest.raises(IllegalTransition, match="written-off"):
             note(recovered)
+
+
+def test_a_payment_made_before_the_write_off_and_reversed_after_it_is_written_off_too() -> None:
+    """Pay 40, write off 60, reverse the 40: all 100 is written off (the backend posts the 40 to
+    bad debt), so a full recovery later leaves nothing written off that was not lost."""
+    paid = apply_payment(issued([LineItem("Work", 1, 100)]), 40, onchain=False).invoice
+    bad = mark_uncollectible(paid)
+    assert (bad.written_off_minor, bad.balance_minor) == (60, 60)
+    reversed_ = reverse_payment(bad, 40, onchain=False, before_write_off=True)
+    assert (reversed_.invoice.status, reversed_.invoice.written_off_minor, reversed_.invoice.balance_minor) == (
+        S.UNCOLLECTIBLE, 100, 100)  # fmt: skip
+    assert reversed_.terms is None  # the terms stay cancelled
+    recovered = apply_payment(reversed_.invoice, 100, onchain=False)
+    assert (recovered.invoice.status, recovered.applied_minor, recovered.terms) == (S.PAID, 100, None)
+    # A recovery (booked after the write-off) reversed: what is written off does not move.
+    again = reverse_payment(recovered.invoice, 100, onchain=False, before_write_off=False)
+    assert (again.invoice.written_off_minor, again.invoice.balance_minor) == (100, 100)
+    # Before any write-off, the flag changes nothing.
+    plain = reverse_payment(paid, 40, onchain=False, before_write_off=True)
+    assert (plain.invoice.status, plain.invoice.written_off_minor) == (S.OPEN, 0)
 
 
 def test_credit_notes() -> None:
@@ -189,18 +209,20 @@ def test_payments_and_reversals() -> None:
     over = apply_payment(invoice, 12_000, onchain=False)
     assert (over.applied_minor, over.to_customer_credit_minor) == (11_000, 1_000)
     with pytest.raises(ReversalExceedsPayments):
-        reverse_payment(over.invoice, 1, onchain=True)
-    back = reverse_payment(over.invoice, 11_000, onchain=False)
+        reverse_payment(over.invoice, 1, onchain=True, before_write_off=False)
+    back = reverse_payment(over.invoice, 11_000, onchain=False, before_write_off=False)
     assert back.invoice.status is S.OPEN and back.invoice.balance_minor == 11_000
     with pytest.raises(IllegalTransition):
-        reverse_payment(back.invoice, 1, onchain=False)
+        reverse_payment(back.invoice, 1, onchain=False, before_write_off=False)
 
 
+OPERATION_NAMES = (
+    *("pay_on", "pay_off", "rev_on", "rev_off", "rev_on_early", "rev_off_early"),
+    *("credit", "credit_x", "debit", "void", "uncollectible"),
+)
 OPERATIONS = st.lists(
     st.tuples(
-        st.sampled_from(
-            ["pay_on", "pay_off", "rev_on", "rev_off", "credit", "credit_x", "debit", "void", "uncollectible"]
-        ),
+        st.sampled_from(OPERATION_NAMES),
         st.integers(1, 20_000),
     ),
     max_size=30,
@@ -219,9 +241,12 @@ def test_no_sequence_breaks_the_balance_identity(operations: list[tuple[str, int
                 outcome = apply_payment(invoice, amount, onchain=name == "pay_on")
                 payments += outcome.applied_minor
                 customer_credit += outcome.to_customer_credit_minor
-            elif name in ("rev_on", "rev_off"):
-                outcome = reverse_payment(invoice, amount, onchain=name == "rev_on")
+            elif name.startswith("rev_"):
+                early = name.endswith("_early")  # the payment was booked before any write-off
+                outcome = reverse_payment(invoice, amount, onchain=name.startswith("rev_on"), before_write_off=early)
                 payments += outcome.applied_minor  # negative
+                grown = amount if early and invoice.written_off_minor else 0
+                assert outcome.invoice.written_off_minor == invoice.written_off_minor + grown
             elif name in ("credit", "credit_x"):
                 outcome = apply_credit_note(invoice, amount, allow_customer_credit=name == "credit_x")
                 credits += outcome.applied_minor
