@@ -19,6 +19,7 @@ and a key revoked elsewhere still writes nothing, nor reads a stored response.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -30,6 +31,7 @@ from fastapi.responses import Response
 from sqlalchemy import LargeBinary, bindparam, delete, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import AdminKey, StateDep, WriterKey, key_invalid
 from backend.api.errors import ApiError
@@ -108,25 +110,24 @@ class Writer:
             raise
         return Response(body, status_code=status, media_type="application/json")
 
-    def run_grouped(
-        self,
-        group: str,
-        work_each: GroupWork,
-        payload: Any,
-        work: Callable[[Session], Any],
+    async def run_grouped(
+        self, group: str, work_each: GroupWork, payload: Any, work: Callable[[Session], Any]
     ) -> Response:
         """`run(work)`, but written together with this process's concurrent requests of the same
-        `group`: `work_each(session, payloads, respond)` does the work of all of them in one
-        transaction and calls `respond` once with, per payload, its response body or its refusal
-        (an exception), as late as it can: its writes join the work's last round trip. A request the
-        group cannot take (a replay, a conflict, a group that failed) runs `run(work)` alone."""
+        `group` (backend.services.group_commit): `work_each(session, payloads, respond)` does the
+        work of all of them in one transaction and calls `respond` once with, per payload, its
+        response body or its refusal (an exception), as late as it can: its writes join the
+        work's last round trip. A request the group cannot take (a replay, a conflict, a group
+        that failed) runs `run(work)` alone. Awaited: no thread is held while the group writes."""
         committer = self.state.groups.get(group)
         if committer is None:
             committer = self.state.groups.setdefault(
                 group, GroupCommit(functools.partial(_write_group, self.state, work_each))
             )
-        outcome = committer.submit((self, payload))
-        return self.run(work) if outcome is ALONE else cast(Response, outcome)
+        outcome = await asyncio.wrap_future(committer.submit((self, payload)))
+        if outcome is ALONE:
+            return cast(Response, await run_in_threadpool(self.run, work))
+        return cast(Response, outcome)
 
     def _claim(self) -> Response | None:
         """None when this request may run; a replayed response when it already ran."""

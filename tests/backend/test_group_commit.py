@@ -3,7 +3,6 @@ exactly what it would get alone (its invoice, its refusal, its replay), on Postg
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,23 +27,11 @@ queue_wait_s_max = 20
 
 # --- The mechanism -----------------------------------------------------------------------------
 def _submit_all(committer: GroupCommit[int], payloads: Sequence[int]) -> list[Any]:
-    """Submit every payload from its own thread while the write lock is held: one group."""
-    results: list[Any] = [None] * len(payloads)
-
-    def submit(index: int) -> None:
-        try:
-            results[index] = committer.submit(payloads[index])
-        except Exception as error:  # noqa: BLE001 (the test compares outcomes)
-            results[index] = error
-
+    """Submit every payload while the writer is held: one group. Each one's value or error."""
     with committer.held():
-        threads = [threading.Thread(target=submit, args=(index,)) for index in range(len(payloads))]
-        for thread in threads:
-            thread.start()
+        futures = [committer.submit(payload) for payload in payloads]
         _wait_for(lambda: committer.queued == len(payloads))
-    for thread in threads:
-        thread.join()
-    return results
+    return [future.exception(timeout=queue_wait_s_max) or future.result() for future in futures]
 
 
 def _wait_for(condition: Callable[[], bool]) -> None:
@@ -70,7 +57,7 @@ def test_jobs_queued_behind_a_writer_are_written_as_one_group() -> None:
     assert len(groups) == 1 and sorted(groups[0]) == [1, 2, 3, 4, 5]
     assert results[:2] == [10, 20] and results[4] == 50
     assert isinstance(results[2], ValueError) and results[3] is ALONE
-    assert committer.submit(6) == 60  # a lone job is a group of one: no waiting for company
+    assert committer.submit(6).result(timeout=queue_wait_s_max) == 60  # a lone job: no waiting for company
     assert (committer.groups, committer.jobs) == (2, 6)
 
 
@@ -185,3 +172,16 @@ def test_a_group_reads_the_token_registry_as_one_request_would(any_api: Api) -> 
     any_api.post("/v1/settlement_tokens", {**token, "chain_id": 10})  # a second chain's default: ambiguous
     refused = any_api.post("/v1/invoices", body)
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "token_ambiguous")
+
+
+def test_an_idle_writer_ends_and_the_next_job_starts_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("backend.services.group_commit.writer_idle_s_max", 0.01)
+
+    def write(jobs: Sequence[Job[int]]) -> None:
+        for job in jobs:
+            job.succeed(job.payload)
+
+    committer = GroupCommit(write)
+    assert committer.submit(1).result(timeout=queue_wait_s_max) == 1
+    _wait_for(lambda: committer._thread is None)
+    assert committer.submit(2).result(timeout=queue_wait_s_max) == 2

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from backend.anchoring.receipts import current_invoice_entry
 from backend.api import render
@@ -46,7 +47,7 @@ def _create_arguments(body: InvoiceCreate) -> dict[str, Any]:
 
 
 @router.post("", response_model=InvoiceOut, summary="Create an invoice")
-def create_invoice(body: InvoiceCreate, writer: WriterDep) -> Any:
+async def create_invoice(body: InvoiceCreate, writer: WriterDep) -> Any:
     """Creates a draft; with `"finalize": true` it is finalized in the same transaction (number
     allocated, `invoice_issued` entry with settlement terms version 1, journal posting).
 
@@ -64,8 +65,8 @@ def create_invoice(body: InvoiceCreate, writer: WriterDep) -> Any:
         return render.invoice(row)
 
     if not body.finalize:
-        return writer.run(work)
-    return writer.run_grouped("issue_invoices", _issue_each, (body, options), work)
+        return await run_in_threadpool(writer.run, work)
+    return await writer.run_grouped("issue_invoices", _issue_each, (body, options), work)
 
 
 def _issue_each(
