@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.engine import create_engine as sa_create_engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -46,8 +49,32 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa_create_engine(url, **kwargs)
+    engine = sa_create_engine(url, **kwargs)
+    event.listen(engine, "connect", _on_checkin)  # a new connection counts as just used
+    event.listen(engine, "checkin", _on_checkin)
+    event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine.dialect))
+    return engine
+
+
+# A pooled connection is pinged before use only when it sat idle longer than this (HikariCP's
+# "alive bypass window" idea): a connection used a moment ago is alive, and a ping per checkout
+# is a round trip per transaction. A server restart inside the window fails one transaction,
+# whose error invalidates the pool; a retry with the same Idempotency-Key then runs.
+connection_idle_ping_s_max = 1.0
+
+
+def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    if time.monotonic() - record.info.get("checked_in_at", 0.0) <= connection_idle_ping_s_max:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except Exception as error:  # a dead connection: the pool replaces it and checks out again
+        raise DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -8,12 +8,14 @@ of CPU per request (measured), a few percent of the two cores at the rates seen.
 Figures:
 (a) single: one invoice per request (`POST /v1/invoices` with `"finalize": true` and an
     Idempotency-Key: draft, number, terms v1, `invoice_issued` entry, journal posting, stored
-    response, one transaction), from concurrent keep-alive clients; invoices/s, p50 and p99 latency.
+    response), from concurrent keep-alive clients; invoices/s, p50 and p99 latency. Concurrent
+    requests to one server process are group-committed (backend.services.group_commit).
 (b) bulk: `POST /v1/invoices/bulk` (create + finalize many in one transaction); invoices/s and
     latency per request.
 (c) raw: the rows the bulk run wrote (invoices, ledger entries, Merkle nodes, journal lines, head,
     series counter) inserted again with plain psycopg `executemany` into an empty copy of the
-    schema, in one transaction, in the same run; invoices/s. Goals: bulk >= 25% of raw, single
+    schema, in one transaction, in the same run (best of `raw_rounds`: the raw run is short and
+    swings most with the load of a shared machine); invoices/s. Goals: bulk >= 25% of raw, single
     >= 500/s.
 
 Run: `python -m scripts.bench_ingest [--quick]`, or through scripts/bench.py (`make bench`).
@@ -62,6 +64,7 @@ RAW_TABLES = (
     "ledger_heads",
 )
 server_start_s_max = 30
+raw_rounds = 3  # the raw insert is short and swings with the machine's load: its best round is the baseline
 request_timeout_s = 60
 
 
@@ -223,6 +226,12 @@ def run_raw(source_url: str, invoice_ids: list[str]) -> dict[str, float]:
             cursor = source.execute(f"SELECT * FROM {table}")
             columns = [column.name for column in cursor.description or []]
             rows[table] = (columns, [tuple(_adapt(value) for value in row) for row in cursor.fetchall()])
+    elapsed = min(_raw_insert_once(rows) for _ in range(raw_rounds))  # the floor: the least disturbed round
+    total_rows = sum(len(values) for _, values in rows.values())
+    return {"rate": len(invoice_ids) / elapsed, "rows": total_rows, "rows_per_s": total_rows / elapsed}
+
+
+def _raw_insert_once(rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> float:
     target_url = create_database()
     try:
         with psycopg.connect(libpq_url(target_url)) as target:
@@ -234,11 +243,9 @@ def run_raw(source_url: str, invoice_ids: list[str]) -> dict[str, float]:
                                  f"VALUES ({', '.join(['%s'] * len(columns))})")  # fmt: skip
                     cursor.executemany(statement, values)
             target.commit()
-            elapsed = time.perf_counter() - started
+            return time.perf_counter() - started
     finally:
         drop_database(target_url)
-    total_rows = sum(len(values) for _, values in rows.values())
-    return {"rate": len(invoice_ids) / elapsed, "rows": total_rows, "rows_per_s": total_rows / elapsed}
 
 
 def _adapt(value: Any) -> Any:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from backend import db
 from backend.app import create_app
 from backend.chain.anvil import rpc_call, start_anvil
 from backend.db import create_engine
@@ -20,6 +23,30 @@ def test_postgres_round_trip(postgres_url: str) -> None:
         connection.execute(text("INSERT INTO round_trip VALUES (1, :amount)"), {"amount": 2**256 - 1})
     with engine.connect() as connection:
         assert connection.execute(text("SELECT amount FROM round_trip")).scalar_one() == 2**256 - 1
+    engine.dispose()
+
+
+def test_a_pooled_connection_is_pinged_only_after_idling_and_a_dead_one_is_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "connection_idle_ping_s_max", 0.05)
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    pings: list[int] = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(1) or ping(connection))
+    with engine.connect() as connection:  # new: no ping
+        first = connection.execute(text("SELECT pg_backend_pid()")).scalar()
+    with engine.connect() as connection:  # used a moment ago: no ping
+        connection.execute(text("SELECT 1"))
+    assert pings == []
+    admin = create_engine(postgres_url, pool_size=1)
+    with admin.connect() as connection:  # the server drops the pooled connection while it idles
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    admin.dispose()
+    time.sleep(0.1)
+    with engine.connect() as connection:  # idle: pinged, found dead, replaced without an error
+        assert connection.execute(text("SELECT pg_backend_pid()")).scalar() != first
+    assert pings == [1]
     engine.dispose()
 
 
