@@ -27,7 +27,10 @@ version with `amount_due = token units of (balance + paid on-chain)`, since the 
 contract deducts what was already paid on-chain under the invoice key (formats.md). A debit note
 that books a late fee the contract computed gives a version with no late fee: its `amount_due`
 already holds the fee, and the contract would otherwise charge the fee again on it (a fee on the
-fee). A credit note reversing that fee gives the late fee back.
+fee). A credit note reversing that fee gives the late fee back. Likewise a credit note that books
+the early-payment discount a payment took gives a version with no discount: the customer has had
+it, and the contract would otherwise discount whatever a later version adds (a debit note inside
+the window). A debit note reversing that discount gives the discount back.
 """
 
 from __future__ import annotations
@@ -285,13 +288,23 @@ def mark_uncollectible(invoice: Invoice) -> Invoice:
 
 
 def apply_credit_note(
-    invoice: Invoice, amount_minor: int, *, allow_customer_credit: bool, late_fee_of: Terms | None = None
+    invoice: Invoice,
+    amount_minor: int,
+    *,
+    allow_customer_credit: bool,
+    late_fee_of: Terms | None = None,
+    discount: bool = False,
 ) -> Applied:
     """Credit up to the balance; any excess becomes customer credit if allowed, else refused.
 
     `late_fee_of`: the note reverses a booked late fee (its payment left the chain), so the next
     terms charge the late fee of these terms (the version the fee was computed under) again: the
-    version that booked the fee carried none (`apply_debit_note`)."""
+    version that booked the fee carried none (`apply_debit_note`).
+
+    `discount`: the note books the early-payment discount a payment took from the settlement
+    contract. The next terms grant no discount: the customer has had it, and the contract computes
+    the discount on `amount_due`, so keeping it would discount again whatever a later version adds
+    (a debit note inside the window) (formats.md)."""
     _require(invoice, "credit_note")
     _require_not_written_off(invoice, "credit_note")
     amount = _positive(amount_minor)
@@ -305,15 +318,23 @@ def apply_credit_note(
     terms = _next_terms(credited)
     if late_fee_of is not None:
         terms = terms.with_late_fee_of(late_fee_of)
+    if discount:
+        terms = terms.without_discount()
     return Applied(dataclasses.replace(credited, terms=terms), applied, excess, terms)
 
 
-def apply_debit_note(invoice: Invoice, amount_minor: int, *, late_fee: bool = False) -> Applied:
+def apply_debit_note(
+    invoice: Invoice, amount_minor: int, *, late_fee: bool = False, discount_of: Terms | None = None
+) -> Applied:
     """Raise what is due by `amount_minor`.
 
     `late_fee`: the note books a late fee the settlement contract computed. The next terms charge
     no late fee: their `amount_due` includes the fee, and the contract computes a late fee on
-    `amount_due`, so keeping the fee would charge it again on itself (formats.md)."""
+    `amount_due`, so keeping the fee would charge it again on itself (formats.md).
+
+    `discount_of`: the note reverses a booked early-payment discount (its payment left the chain),
+    so the next terms grant the discount of these terms (the version the discount was computed
+    under) again: the version that booked the discount carried none (`apply_credit_note`)."""
     _require(invoice, "debit_note")
     _require_not_written_off(invoice, "debit_note")
     amount = _positive(amount_minor)
@@ -321,6 +342,8 @@ def apply_debit_note(invoice: Invoice, amount_minor: int, *, late_fee: bool = Fa
     terms = _next_terms(debited)
     if late_fee:
         terms = terms.without_late_fee()
+    if discount_of is not None:
+        terms = terms.with_discount_of(discount_of)
     return Applied(dataclasses.replace(debited, terms=terms), amount, 0, terms)
 
 

@@ -156,6 +156,16 @@ class Terms:
             late_fee_periods_max=source.late_fee_periods_max,
         )
 
+    def without_discount(self) -> Terms:
+        """These terms granting no early-payment discount (same version): what a version carries
+        once the discount a payment took has been booked (formats.md, "Invoice arithmetic")."""
+        return dataclasses.replace(self, discount_bps=0, discount_deadline=0)
+
+    def with_discount_of(self, source: Terms) -> Terms:
+        """These terms granting the early-payment discount of `source` (same version): a booked
+        discount that is reversed gives it back."""
+        return dataclasses.replace(self, discount_bps=source.discount_bps, discount_deadline=source.discount_deadline)
+
 
 def parse_uint_string(value: object, name: str) -> int:
     """A canonical unsigned decimal string ("0" or no leading zeros) to int."""

@@ -53,15 +53,21 @@ def create_note(
     metadata: dict[str, str] | None = None,
     late_fee: bool = False,
     late_fee_of: Terms | None = None,
+    discount: bool = False,
+    discount_of: Terms | None = None,
 ) -> InvoiceNote:
     """Apply a credit or debit note to a finalized invoice (in the caller's transaction).
 
     For the reconciler only: `late_fee` marks a debit note booking the late fee the settlement
     contract computed (the next terms charge none), `late_fee_of` a credit note reversing one (the
     next terms charge the late fee of those terms again); see `ledger.invoices.apply_debit_note`.
+    `discount` marks a credit note booking the early-payment discount a payment took (the next
+    terms grant none), `discount_of` a debit note reversing one (the next terms grant the discount
+    of those terms again); see `ledger.invoices.apply_credit_note`.
     """
-    if (late_fee and kind != "debit_note") or (late_fee_of is not None and kind != "credit_note"):
-        raise InvoiceError("late_fee goes with a debit note, late_fee_of with a credit note")
+    debit_only, credit_only = late_fee or discount_of is not None, discount or late_fee_of is not None
+    if (debit_only and kind != "debit_note") or (credit_only and kind != "credit_note"):
+        raise InvoiceError("late_fee and discount_of go with a debit note, discount and late_fee_of with a credit note")
     invoice = invoice_service.get_invoice(session, invoice_id=invoice_id, for_update=True)
     if currency is not None and currency_code(currency) != invoice.currency:
         raise CurrencyMismatch(f"invoice {invoice.id} is in {invoice.currency}, not {currency}", param="currency")
@@ -70,7 +76,11 @@ def create_note(
     state = invoice_service.rules_state(invoice)
     if kind == "credit_note":
         outcome = rules.apply_credit_note(
-            state, totals.total_minor, allow_customer_credit=allow_customer_credit, late_fee_of=late_fee_of
+            state,
+            totals.total_minor,
+            allow_customer_credit=allow_customer_credit,
+            late_fee_of=late_fee_of,
+            discount=discount,
         )
         # Revenue and tax go back in full; the receivable only by what was applied to the invoice.
         posting = [
@@ -80,7 +90,7 @@ def create_note(
             Line(Account.CUSTOMER_CREDIT, -outcome.to_customer_credit_minor),
         ]
     else:
-        outcome = rules.apply_debit_note(state, totals.total_minor, late_fee=late_fee)
+        outcome = rules.apply_debit_note(state, totals.total_minor, late_fee=late_fee, discount_of=discount_of)
         posting = [
             Line(Account.RECEIVABLE, totals.total_minor),
             Line(Account.REVENUE, -totals.subtotal_minor),

@@ -11,9 +11,10 @@ invoice on-chain inside the discount window, the discount the contract granted i
 ("early-payment discount") booked before the payment; when a payment made after the due date
 covers the invoice's balance, the late fee the contract computed (less late fees already booked)
 is a debit note ("late fee") booked before it, and the terms version that note makes charges no
-late fee (its amount due includes the fee: the contract would charge the fee on the fee). Both
-are undone (by the opposite note) if the payment is reversed; a reversed late fee gives the next
-terms the late fee back.
+late fee (its amount due includes the fee: the contract would charge the fee on the fee); the
+version the discount note makes grants no discount (the customer has had it: the contract would
+discount whatever a later version adds inside the window). Both are undone (by the opposite note)
+if the payment is reversed, and the next terms get the late fee or the discount back.
 
 An InvoicePaid that completes its terms paid exactly what the contract asked, and is always booked:
 when a discount or late fee made that a fraction of a minor unit (a 6-decimal token on a cent
@@ -294,7 +295,7 @@ def _book_settlement(session: Session, ctx: Context, row: ChainPayment, facts: d
             lines=[{"description": f"{label} (terms v{terms.version})", "quantity": 1,
                     "unit_amount_minor": abs(adjustment), "tax_bps": 0}],
             reason=f"{label.lower()} computed by InvoiceSettlement, tx {to_hex(bytes(row.tx_hash))}",
-            metadata={"chain_payment": row.id}, late_fee=adjustment > 0,
+            metadata={"chain_payment": row.id}, late_fee=adjustment > 0, discount=adjustment < 0,
         )  # fmt: skip
         row.adjustment_minor, row.adjustment_note_id = adjustment, note.id
     _book(session, ctx, row, invoice.id, method="onchain")
@@ -327,17 +328,19 @@ def _adjustment(session: Session, info: TokenInfo, terms: Terms, row: ChainPayme
         completes = remaining_at(terms, moment, int(row.total_paid_token or 0)) == 0
         return -min(balance - amount, _ceil_minor(info, -delta_token)) if completes else 0
     if delta_token > 0 and amount >= balance:
-        charged = _late_fees_charged(session, invoice.id, row.id)
+        charged = _adjustments_booked(session, invoice.id, row.id, late_fees=True)
         return max(0, _floor_minor(info, delta_token) - charged)
     return 0
 
 
-def _late_fees_charged(session: Session, invoice_id: str, chain_payment_id: str) -> int:
-    """Late fees booked on the invoice by its other standing chain payments."""
+def _adjustments_booked(session: Session, invoice_id: str, chain_payment_id: str, *, late_fees: bool) -> int:
+    """Late fees (or discounts, as a positive sum) booked on the invoice by its other standing
+    chain payments."""
+    sign = 1 if late_fees else -1
     total = session.scalar(
-        select(func.coalesce(func.sum(ChainPayment.adjustment_minor), 0))
+        select(func.coalesce(func.sum(ChainPayment.adjustment_minor * sign), 0))
         .where(ChainPayment.invoice_id == invoice_id, ChainPayment.status == "booked",
-               ChainPayment.adjustment_minor > 0, ChainPayment.id != chain_payment_id)
+               ChainPayment.adjustment_minor * sign > 0, ChainPayment.id != chain_payment_id)
     )  # fmt: skip
     return int(total or 0)
 
@@ -467,24 +470,27 @@ def _unbook(session: Session, ctx: Context, row: ChainPayment, reason: str) -> N
     if payment is not None and payment.status == "succeeded":
         payment_service.reverse_payment(session, ledger_id=ctx.ledger_id, payment_id=payment.id, reason=reason)
     if row.adjustment_minor and row.invoice_id:
-        kind = "credit_note" if row.adjustment_minor > 0 else "debit_note"
-        label = "Late fee reversed" if row.adjustment_minor > 0 else "Early-payment discount reversed"
+        late_fee = row.adjustment_minor > 0
+        kind = "credit_note" if late_fee else "debit_note"
+        label = "Late fee reversed" if late_fee else "Early-payment discount reversed"
+        restored = _terms_to_restore(session, row)
         note_service.create_note(
             session, ledger_id=ctx.ledger_id, kind=kind, invoice_id=row.invoice_id,
             lines=[{"description": label, "quantity": 1, "unit_amount_minor": abs(row.adjustment_minor), "tax_bps": 0}],
             reason=f"{label.lower()}: {reason}", allow_customer_credit=True, metadata={"chain_payment": row.id},
-            late_fee_of=_late_fee_to_restore(session, row),
+            late_fee_of=restored if late_fee else None, discount_of=None if late_fee else restored,
         )  # fmt: skip
     row.payment_id, row.adjustment_minor, row.adjustment_note_id = None, 0, None
 
 
-def _late_fee_to_restore(session: Session, row: ChainPayment) -> Terms | None:
-    """The terms whose late fee comes back when `row`'s late fee is reversed: the version it was
-    computed under. None for a discount, or while another late fee stays booked on the invoice
-    (the terms then still hold that fee, and must not charge a fee on it)."""
-    if row.adjustment_minor <= 0 or row.invoice_id is None:
+def _terms_to_restore(session: Session, row: ChainPayment) -> Terms | None:
+    """The terms whose late fee (or discount) comes back when `row`'s late fee (or discount) is
+    reversed: the version it was computed under. None while another adjustment of the same kind
+    stays booked on the invoice (the terms then still hold that fee, and must not charge a fee on
+    it; that discount was taken, and must not be granted again)."""
+    if not row.adjustment_minor or row.invoice_id is None:
         return None
-    if _late_fees_charged(session, row.invoice_id, row.id):
+    if _adjustments_booked(session, row.invoice_id, row.id, late_fees=row.adjustment_minor > 0):
         return None
     invoice = session.scalars(select(Invoice).where(Invoice.id == row.invoice_id)).one()
     return _terms_version(session, invoice, int(row.terms_version or 0))

@@ -173,6 +173,42 @@ def test_a_reorged_late_payment_gives_the_late_fee_back_to_the_terms(world: Worl
     assert world.journal_balanced()
 
 
+def test_a_reorged_discounted_payment_gives_the_discount_back_to_the_terms(world: World) -> None:
+    """The discount note's terms version grants no discount; when a reorg takes the payment (and so
+    the discount) away, the next version grants the original discount again."""
+    payer = world.wallet()
+    now = world.block_timestamp()
+    options = {"discount_bps": 250, "discount_deadline": now + 5 * 86_400}
+    invoice = world.invoice(world.customer([payer.address]), 12_000, terms=options, due_date=now + 30 * 86_400)
+    world.anchor()
+    instructions = world.instructions(invoice["id"])
+    assert instructions["amount_token"] == str(117 * 10**6)
+    world.send(payer, world.token().functions.approve(world.w3.to_checksum_address(instructions["approval"]["spender"]),
+                                                      117 * 10**6))  # fmt: skip
+    world.rpc("anvil_mine", [2])
+    world.reconcile()
+    w3 = world.w3
+    settlement = contract_at(w3, "InvoiceSettlement", instructions["settlement_contract"])
+    call = settlement.functions.pay(request_from_json(instructions["request"]))
+    raw = payer.sign_transaction(call.build_transaction(
+        {"from": payer.address, "nonce": w3.eth.get_transaction_count(payer.address)})).raw_transaction  # fmt: skip
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw), poll_latency=0.01)
+    world.rpc("anvil_mine", [2])
+    world.reconcile()
+    taken = world.get_invoice(invoice["id"])
+    assert (taken["status"], taken["credited_minor"], taken["terms"]["discount_bps"]) == ("paid", 300, 0)
+
+    world.rpc("anvil_reorg", [3, []])
+    world.reconcile()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["credited_minor"], after["debited_minor"]) == (
+        "open", 0, 300, 300)  # fmt: skip
+    assert after["terms"] == {**invoice["terms"], "version": 3}  # the issued terms, discount and all
+    world.anchor()
+    assert world.instructions(invoice["id"])["amount_token"] == str(117 * 10**6)
+    assert world.journal_balanced()
+
+
 def test_redelivered_logs_are_idempotent(world: World) -> None:
     payer, invoices = _open_invoices(world, 2)
     for invoice in invoices:

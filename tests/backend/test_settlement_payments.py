@@ -1,4 +1,4 @@
-"""On anvil and PostgreSQL, payments are booked exactly as the contract computed them: partial, early-payment discount, late fee (charged once), fractions of a cent, after a credit note, off-chain then on-chain; plain transfers matched, overpaid to credit, or parked."""  # noqa: E501
+"""On anvil and PostgreSQL, payments are booked exactly as the contract computed them: partial, early-payment discount and late fee (each taken once), fractions of a cent, after a credit note, off-chain then on-chain; plain transfers matched, overpaid to credit, or parked."""  # noqa: E501
 
 from __future__ import annotations
 
@@ -58,6 +58,33 @@ def test_early_payment_discount_is_a_credit_note_of_exactly_what_the_contract_to
     assert row.adjustment_minor == -(12_000 - paid_minor) == -300 and row.adjustment_note_id.startswith("cn_")
     kinds = [entry.document["kind"] for entry in world.entries(invoice["id"])]
     assert kinds == ["invoice_issued", "credit_note", "payment_booked"]
+    assert world.journal_balanced()
+
+
+def test_a_taken_discount_is_never_granted_again_by_the_next_terms(world: World) -> None:
+    """A debit note inside the discount window, after a discounted payment: the contract asks the
+    whole debit, since the discount note's terms version (v2) grants no discount any more."""
+    payer = world.wallet()
+    now = world.block_timestamp()
+    terms = {"discount_bps": 250, "discount_deadline": now + 5 * DAY_S}
+    invoice = world.invoice(world.customer([payer.address]), 12_000, terms=terms, due_date=now + 30 * DAY_S)
+    world.anchor()
+    world.pay(invoice["id"], payer)  # $117.00: $3.00 off
+    world.settle()
+    taken = world.get_invoice(invoice["id"])["terms"]
+    assert (taken["version"], taken["discount_bps"], taken["discount_deadline"]) == (2, 0, 0)
+    line = {"description": "Extra work", "quantity": 1, "unit_amount_minor": 2_000, "tax_bps": 0}
+    world.api("POST", "/v1/debit_notes", {"invoice": invoice["id"], "lines": [line]})
+    world.anchor()
+    # With v2 still at 2.5 %, v3 ($137.00) would ask $133.575: $16.575 left instead of the $20.00 owed.
+    assert world.contract_view(invoice["id"]) == (3, 137 * USDC, 20 * USDC)
+    assert world.instructions(invoice["id"])["amount_token"] == str(20 * USDC)
+    world.pay(invoice["id"], payer)
+    world.settle()
+    after = world.get_invoice(invoice["id"])
+    assert (after["status"], after["paid_minor"], after["credited_minor"]) == ("paid", 13_700, 300)
+    assert [row.adjustment_minor for row in world.chain_payments()] == [-300, 0]
+    assert world.contract_view(invoice["id"]) == (3, 137 * USDC, 0)
     assert world.journal_balanced()
 
 

@@ -35,7 +35,7 @@ from ledger.invoices import (
     set_lines,
     void,
 )
-from ledger.terms import amount_due_at
+from ledger.terms import amount_due_at, remaining_at
 
 S = InvoiceStatus
 DECIMALS = 6  # token decimals; usd has 2, so 1 minor unit = 10**4 token units
@@ -201,6 +201,27 @@ def test_a_late_fee_note_gives_terms_that_charge_no_fee_and_its_reversal_gives_t
     assert other.terms is not None and other.terms.late_fee_bps == invoice.terms.late_fee_bps  # type: ignore[union-attr]
     back = apply_credit_note(charged.invoice, fee // 10**4, allow_customer_credit=False, late_fee_of=invoice.terms)
     assert back.terms is not None and back.terms.version == 3
+    assert back.terms == dataclasses.replace(invoice.terms, version=3)  # type: ignore[arg-type]
+
+
+def test_a_discount_note_gives_terms_that_grant_no_discount_and_its_reversal_gives_it_back() -> None:
+    """The contract computes the discount on `amount_due`: once a payment took it, a later version
+    (a debit note inside the window) must ask its whole increase, not the increase discounted."""
+    invoice = issued()
+    early = invoice.terms.discount_deadline  # type: ignore[union-attr]
+    discount = invoice.terms.amount_due - amount_due_at(invoice.terms, early)  # type: ignore[arg-type, union-attr]
+    assert discount == 220 * 10**4  # 2 % of $110.00: $2.20 in token units
+    taken = apply_credit_note(invoice, discount // 10**4, allow_customer_credit=False, discount=True)
+    assert taken.terms is not None and (taken.terms.discount_bps, taken.terms.discount_deadline) == (0, 0)
+    assert taken.terms.late_fee_bps == invoice.terms.late_fee_bps  # type: ignore[union-attr]
+    paid = apply_payment(taken.invoice, 10_780, onchain=True).invoice
+    debited = apply_debit_note(paid, 500)  # still inside the window: the contract must ask all of it
+    assert debited.terms is not None and debited.terms.discount_bps == 0
+    assert remaining_at(debited.terms, early, 10_780 * 10**4) == 500 * 10**4
+    other = apply_credit_note(invoice, 100, allow_customer_credit=False)  # any other credit keeps it
+    assert other.terms is not None and other.terms.discount_bps == invoice.terms.discount_bps  # type: ignore[union-attr]
+    unpaid = reverse_payment(paid, 10_780, onchain=True, before_write_off=False).invoice
+    back = apply_debit_note(unpaid, discount // 10**4, discount_of=invoice.terms)
     assert back.terms == dataclasses.replace(invoice.terms, version=3)  # type: ignore[arg-type]
 
 
