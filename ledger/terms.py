@@ -119,7 +119,9 @@ class Terms:
     def to_document(self) -> dict[str, Any]:
         """JSON form for entry documents. `amount_due` is a decimal string: token units exceed
         the 2**53 integer range that RFC 8785 allows."""
-        document: dict[str, Any] = dataclasses.asdict(self)
+        # Fields read directly: dataclasses.asdict deep-copies recursively, and every value here is
+        # an int, str or bool already.
+        document: dict[str, Any] = {name: getattr(self, name) for name in _FIELD_NAMES}
         document["amount_due"] = str(self.amount_due)
         return document
 
@@ -128,9 +130,8 @@ class Terms:
         """Parse `to_document`'s output strictly (exact key set, canonical decimal amount)."""
         if not isinstance(document, dict):
             raise InvalidTerms("terms must be a JSON object")
-        expected = {field.name for field in dataclasses.fields(cls)}
-        if set(document) != expected:
-            raise InvalidTerms(f"terms keys differ: {sorted(set(document) ^ expected)}")
+        if document.keys() != _FIELD_SET:
+            raise InvalidTerms(f"terms keys differ: {sorted(set(document) ^ _FIELD_SET)}")
         kwargs = dict(document)
         kwargs["amount_due"] = parse_uint_string(document["amount_due"], "amount_due")
         return cls(**kwargs)
@@ -198,3 +199,7 @@ def remaining_at(terms: Terms, t: int, paid: int) -> int:
     require_uint(paid, "paid", limits.token_amount_max)
     due = amount_due_at(terms, t)
     return due - paid if due > paid else 0
+
+
+_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(Terms))
+_FIELD_SET = frozenset(_FIELD_NAMES)
