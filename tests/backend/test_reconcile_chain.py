@@ -109,7 +109,8 @@ def _pay_where_a_reorg_of_3_reaches(world: World, payer: Any, invoice_id: str, a
     call = settlement.functions.pay(request_from_json(instructions["request"], amount))
     raw = payer.sign_transaction(call.build_transaction(
         {"from": payer.address, "nonce": w3.eth.get_transaction_count(payer.address)})).raw_transaction  # fmt: skip
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw), poll_latency=0.01)
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw), poll_latency=0.01)
+    assert receipt["status"] == 1, f"pay reverted: {receipt}"  # say so here, not as an unbooked invoice later
     world.rpc("anvil_mine", [2])
     world.reconcile()
 
@@ -192,7 +193,8 @@ def test_a_reorged_discounted_payment_gives_the_discount_back_to_the_terms(world
     call = settlement.functions.pay(request_from_json(instructions["request"]))
     raw = payer.sign_transaction(call.build_transaction(
         {"from": payer.address, "nonce": w3.eth.get_transaction_count(payer.address)})).raw_transaction  # fmt: skip
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw), poll_latency=0.01)
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw), poll_latency=0.01)
+    assert receipt["status"] == 1, f"pay reverted: {receipt}"  # say so here, not as an unbooked invoice later
     world.rpc("anvil_mine", [2])
     world.reconcile()
     taken = world.get_invoice(invoice["id"])
