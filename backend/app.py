@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,23 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     _include_routers(app)
     return app
+
+
+def create_server_app() -> FastAPI:
+    """The app for a server process: `uvicorn backend.app:create_server_app --factory --workers 2`
+    (settings from the environment). `create_app`, then `freeze_heap`."""
+    app = create_app()
+    freeze_heap()
+    return app
+
+
+def freeze_heap() -> None:
+    """Move every object alive now out of the garbage collector's view (`gc.freeze`), after a
+    collection. Call it once a server process has built its app: modules, routes, schemas and
+    pools live as long as the process, and walking them in every full collection cost about a
+    sixth of the CPU of a bulk finalize (its many short-lived objects trigger collections)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _include_routers(app: FastAPI) -> None:

@@ -72,7 +72,7 @@ def run() -> None:
     """Run Tally: migrate, start the local chain if no RPC_URL, deploy, serve the API and workers."""
     import uvicorn
 
-    from backend.app import create_app
+    from backend.app import create_app, freeze_heap
     from backend.db import migrate
 
     settings = get_settings()
@@ -97,6 +97,7 @@ def run() -> None:
         server = uvicorn.Server(
             uvicorn.Config(api, host=settings.api_host, port=settings.api_port, log_level="warning")
         )
+        freeze_heap()
         # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal; that is our normal stop.
         with _workers(api), contextlib.suppress(KeyboardInterrupt):
             server.run()

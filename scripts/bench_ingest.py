@@ -1,8 +1,9 @@
 """Benchmark scenario `ingest` (issue 5): finalized invoices per second through HTTP.
 
 Setup: a fresh PostgreSQL database (TALLY_TEST_POSTGRES_URL, default postgres@127.0.0.1), migrated;
-the API served by uvicorn in its own processes (`--workers`, default 2; uvloop and httptools named,
-so a missing one fails the run instead of silently slowing it; no access log), no chain needed.
+the API served as in production (`uvicorn backend.app:create_server_app --factory`) in its own
+processes (`--workers`, default 2; uvloop and httptools named, so a missing one fails the run
+instead of silently slowing it; no access log), no chain needed.
 The load generator is this process: keep-alive http.client connections in threads, about 0.5 ms
 of CPU per request (measured), a few percent of the two cores at the rates seen.
 Figures:
@@ -114,7 +115,7 @@ class Server:
             "TALLY_LEDGER_ID": "bench",
             "TALLY_PAYEE_ADDRESS": PAYEE,
         }
-        command = [sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory", "--host", "127.0.0.1",
+        command = [sys.executable, "-m", "uvicorn", "backend.app:create_server_app", "--factory", "--host", "127.0.0.1",
                    "--port", str(self.port), "--workers", str(workers), "--log-level", "warning",
                    "--no-access-log", "--loop", "uvloop", "--http", "httptools"]  # fmt: skip
         self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=environment, start_new_session=True)

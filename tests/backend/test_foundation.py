@@ -13,7 +13,7 @@ from backend import db
 from backend.app import create_app
 from backend.chain.anvil import rpc_call, start_anvil
 from backend.db import create_engine
-from backend.settings import Settings
+from backend.settings import Settings, get_settings
 
 
 def test_postgres_round_trip(postgres_url: str) -> None:
@@ -94,3 +94,20 @@ def test_dev_keys_refused_outside_development() -> None:
             database_url="sqlite:///x",
             anchorer_private_key=ANVIL_DEV_KEYS[0],
         )
+
+
+def test_the_server_app_freezes_its_startup_heap(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from backend.app import create_server_app
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RPC_URL", "http://127.0.0.1:9")
+    get_settings.cache_clear()
+    app = create_server_app()
+    try:
+        assert gc.get_freeze_count() > 0 and app.state.tally.settings.effective_database_url == sqlite_url
+    finally:
+        gc.unfreeze()  # the rest of the suite keeps the collector's usual view
+        get_settings.cache_clear()
+        app.state.tally.engine.dispose()
