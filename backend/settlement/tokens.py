@@ -156,11 +156,10 @@ _PRELOADED = "default_tokens_by_currency"  # session.info: currency -> its one d
 def default_token_join(currency: Any) -> Any:
     """The ON clause that joins the default tokens of a `currency` column's currencies
     (`preload_default_tokens` takes what such a join found)."""
-    return and_(
-        SettlementToken.currency == currency,
-        SettlementToken.is_default.is_(True),
-        SettlementToken.disabled_at.is_(None),
-    )
+    return and_(SettlementToken.currency == currency, *_IS_DEFAULT)
+
+
+_IS_DEFAULT = (SettlementToken.is_default.is_(True), SettlementToken.disabled_at.is_(None))
 
 
 def preload_default_tokens(session: Session, found: dict[str, set[SettlementToken]]) -> None:
@@ -179,10 +178,8 @@ def default_tokens(session: Session, currencies: Sequence[str]) -> dict[str, Set
     known: dict[str, SettlementToken | None] = session.info.get(_PRELOADED, {})
     if all(currency in known for currency in currencies):
         return {currency: token for currency in currencies if (token := known[currency]) is not None}
-    rows = session.scalars(
-        select(SettlementToken).where(SettlementToken.currency.in_(sorted(set(currencies))),
-                                      SettlementToken.is_default.is_(True), SettlementToken.disabled_at.is_(None))
-    )  # fmt: skip
+    rows = session.scalars(select(SettlementToken).where(SettlementToken.currency.in_(sorted(set(currencies))),
+                                                         *_IS_DEFAULT))  # fmt: skip
     found: dict[str, SettlementToken] = {}
     for row in rows:
         if row.currency in found:
