@@ -185,3 +185,22 @@ def test_an_idle_writer_ends_and_the_next_job_starts_one(monkeypatch: pytest.Mon
     assert committer.submit(1).result(timeout=queue_wait_s_max) == 1
     _wait_for(lambda: committer._thread is None)
     assert committer.submit(2).result(timeout=queue_wait_s_max) == 2
+
+
+def test_after_a_group_with_company_the_writer_waits_for_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.services import group_commit
+
+    waits: list[float] = []
+    monkeypatch.setattr(group_commit.time, "sleep", waits.append)
+    monkeypatch.setattr(group_commit, "writer_idle_s_max", 60.0)  # one writer thread throughout
+
+    def write(jobs: Sequence[Job[int]]) -> None:
+        for job in jobs:
+            job.succeed(job.payload)
+
+    committer = GroupCommit(write)
+    assert committer.submit(1).result(timeout=queue_wait_s_max) == 1
+    assert waits == []  # a lone request on a quiet server is written at once
+    assert _submit_all(committer, [2, 3]) == [2, 3]
+    assert committer.submit(4).result(timeout=queue_wait_s_max) == 4
+    assert waits == [group_commit.group_wait_s]  # the group after one with company waited
