@@ -86,10 +86,13 @@ class GroupCommit(Generic[Payload]):
         with self._ready:
             self._queue.append(job)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="tally-group-commit", daemon=True)
-                self._thread.start()
+                self._start_writer()
             self._ready.notify()
         return job.future
+
+    def _start_writer(self) -> None:  # with self._ready held
+        self._thread = threading.Thread(target=self._serve, name="tally-group-commit", daemon=True)
+        self._thread.start()
 
     @property
     def queued(self) -> int:
@@ -105,6 +108,16 @@ class GroupCommit(Generic[Payload]):
             yield
 
     def _serve(self) -> None:
+        try:
+            self._serve_until_idle()
+        except BaseException:  # _run finished its group's jobs; the queue must not be stranded
+            log.exception("the group-commit writer stopped; starting another")
+            with self._ready:
+                self._thread = None
+                if self._queue:
+                    self._start_writer()
+
+    def _serve_until_idle(self) -> None:
         busy = False  # the last group had company: more requests are likely on their way
         while True:
             with self._ready:

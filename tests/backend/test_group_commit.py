@@ -204,3 +204,18 @@ def test_after_a_group_with_company_the_writer_waits_for_more(monkeypatch: pytes
     assert _submit_all(committer, [2, 3]) == [2, 3]
     assert committer.submit(4).result(timeout=queue_wait_s_max) == 4
     assert waits == [group_commit.group_wait_s]  # the group after one with company waited
+
+
+def test_a_writer_that_dies_leaves_no_job_stranded() -> None:
+    calls: list[int] = []
+
+    def write(jobs: Sequence[Job[int]]) -> None:
+        calls.append(len(jobs))
+        if len(calls) == 1:
+            raise SystemExit("the writer thread dies")  # not an Exception: the writer itself stops
+        for job in jobs:
+            job.succeed(job.payload)
+
+    committer = GroupCommit(write)
+    assert committer.submit(1).result(timeout=queue_wait_s_max) is ALONE  # its group: run alone
+    assert committer.submit(2).result(timeout=queue_wait_s_max) == 2  # a new writer serves the queue
